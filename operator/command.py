@@ -1,0 +1,39 @@
+"""`stretto operator`: run the kopf operator that owns TrainingJobs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("operator", help="run the TrainingJob operator (kopf)")
+    parser.add_argument("--kubeconfig", default=None, help="kubeconfig (default $KUBECONFIG or in-cluster)")
+    parser.add_argument("--namespace", action="append", default=[],
+                        help="watch only this namespace (repeatable; default: all namespaces)")
+    parser.add_argument("--peering", default=None,
+                        help="kopf peering name for leader election between replicas (default: standalone)")
+    parser.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument("--verbose", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    import kopf
+
+    from stretto.operator import handlers  # noqa: F401  (registers the handlers)
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    kopf.configure(verbose=args.verbose)
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        standalone=args.peering is None,
+        peering_name=args.peering,
+        liveness_endpoint=args.liveness,
+    )
+    return 0

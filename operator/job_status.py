@@ -1,0 +1,88 @@
+"""A TrainingJob's status, derived from its worker pods so the user's own object says what happens.
+
+"Why is my job pending?" is answered on the TrainingJob itself: the Scheduled condition carries the
+scheduler's last message for the first unscheduled worker (the same text as its FailedScheduling
+event), and `status.message` repeats it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from stretto.operator.reconcile import worker_index
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _pod_condition(pod: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for condition in pod.get("status", {}).get("conditions") or []:
+        if condition.get("type") == kind:
+            return condition
+    return None
+
+
+def _condition(kind: str, ok: bool, reason: str, message: str,
+               previous: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    status = "True" if ok else "False"
+    old = previous.get(kind)
+    changed = old is None or old.get("status") != status
+    return {
+        "type": kind, "status": status, "reason": reason, "message": message,
+        "lastTransitionTime": _now() if changed else old.get("lastTransitionTime", _now()),
+    }
+
+
+def derive_status(desired: int, pods: list[dict[str, Any]], gpus_per_worker: int,
+                  previous_conditions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The `status` patch for a job that should run `desired` workers and has `pods`."""
+    workers = sorted((p for p in pods if worker_index(p) is not None and
+                      p.get("metadata", {}).get("deletionTimestamp") is None),
+                     key=lambda p: worker_index(p) or 0)
+    phases = [p.get("status", {}).get("phase", "Pending") for p in workers]
+    bound = [p for p in workers if p.get("spec", {}).get("nodeName")]
+    ready = [p for p in workers if (_pod_condition(p, "Ready") or {}).get("status") == "True"]
+    previous = {c["type"]: c for c in previous_conditions or [] if "type" in c}
+
+    unscheduled_message = ""
+    for pod in workers:
+        scheduled = _pod_condition(pod, "PodScheduled")
+        if not pod.get("spec", {}).get("nodeName") and scheduled and scheduled.get("status") == "False":
+            unscheduled_message = f"{pod['metadata']['name']}: {scheduled.get('message') or scheduled.get('reason')}"
+            break
+
+    if workers and all(phase == "Succeeded" for phase in phases) and len(workers) >= desired:
+        phase, message = "Succeeded", "all workers finished"
+    elif any(phase == "Failed" for phase in phases):
+        failed = next(p["metadata"]["name"] for p, ph in zip(workers, phases, strict=True) if ph == "Failed")
+        phase, message = "Failed", f"worker {failed} failed"
+    elif len(ready) >= desired > 0 and len(workers) == desired:
+        phase, message = "Running", f"{len(ready)} of {desired} workers running"
+    else:
+        phase = "Pending"
+        message = unscheduled_message or f"{len(bound)} of {desired} workers scheduled, {len(ready)} running"
+
+    all_bound = len(bound) >= desired > 0
+    conditions = [
+        _condition("Scheduled", all_bound, "AllWorkersBound" if all_bound else "Unschedulable"
+                   if unscheduled_message else "Waiting",
+                   f"{len(bound)} of {desired} workers bound" if all_bound or not unscheduled_message
+                   else unscheduled_message, previous),
+        _condition("Running", phase == "Running", "WorkersReady" if phase == "Running" else "NotReady",
+                   f"{len(ready)} of {desired} workers ready", previous),
+        _condition("Succeeded", phase == "Succeeded", "Finished" if phase == "Succeeded" else "NotFinished",
+                   message if phase == "Succeeded" else "", previous),
+        _condition("Failed", phase == "Failed", "WorkerFailed" if phase == "Failed" else "NoFailure",
+                   message if phase == "Failed" else "", previous),
+    ]
+    nodes = sorted({p["spec"]["nodeName"] for p in bound})
+    return {
+        "phase": phase,
+        "workers": len(workers),
+        "readyWorkers": len(ready),
+        "allocation": {"gpus": len(bound) * gpus_per_worker, "workers": len(bound), "nodes": nodes},
+        "message": message,
+        "conditions": conditions,
+    }

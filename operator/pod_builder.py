@@ -1,0 +1,136 @@
+"""Turn a TrainingJob into the worker Pods and the headless Service that Kubernetes runs.
+
+Stretto adds to the user's template: the scheduler name, GPU (or GPU-share) limits, the contract
+labels and annotations, torchrun elastic rendezvous settings (the PET_* variables Kubeflow's elastic
+PyTorchJob sets), a stable DNS name per worker, the checkpoint grace period, and an ownerReference
+so deleting the TrainingJob deletes its workers. Pure functions over plain dicts: easy to test.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from stretto import contracts
+from stretto.api.models import TrainingJob
+
+RDZV_MAX_RESTARTS = 3
+
+
+def owner_reference(job_body: dict[str, Any]) -> dict[str, Any]:
+    metadata = job_body["metadata"]
+    return {
+        "apiVersion": contracts.API_VERSION,
+        "kind": contracts.TRAININGJOB_KIND,
+        "name": metadata["name"],
+        "uid": metadata["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def selector_labels(job_name: str) -> dict[str, str]:
+    return {contracts.LABEL_JOB: job_name, contracts.LABEL_ROLE: contracts.ROLE_WORKER}
+
+
+def rendezvous_env(job: TrainingJob, uid: str, index: int) -> list[dict[str, str]]:
+    service = contracts.headless_service_name(job.name)
+    endpoint = f"{contracts.worker_pod_name(job.name, 0)}.{service}:{contracts.WORKER_CONTAINER_PORT}"
+    workers = job.spec.workers
+    values = {
+        "PET_NNODES": f"{workers.min}:{workers.max}",
+        "PET_NPROC_PER_NODE": str(job.spec.gpus_per_worker),
+        "PET_RDZV_BACKEND": "c10d",
+        "PET_RDZV_ENDPOINT": endpoint,
+        "PET_RDZV_ID": uid,
+        "PET_MAX_RESTARTS": str(RDZV_MAX_RESTARTS),
+        "PYTHONUNBUFFERED": "1",
+        "STRETTO_JOB_NAME": job.name,
+        "STRETTO_JOB_NAMESPACE": job.namespace,
+        "STRETTO_WORKER_INDEX": str(index),
+    }
+    return [{"name": name, "value": value} for name, value in values.items()]
+
+
+def _gpu_limits(job: TrainingJob) -> dict[str, str]:
+    if job.spec.gpu_share is not None:
+        return {contracts.GPU_SHARE_RESOURCE: "1"}
+    return {contracts.GPU_RESOURCE: str(job.spec.gpus_per_worker)}
+
+
+def _share_annotations(job: TrainingJob) -> dict[str, str]:
+    share = job.spec.gpu_share
+    if share is None:
+        return {}
+    return {
+        contracts.ANNOTATION_GPU_MEMORY: str(share.memory_bytes),
+        contracts.ANNOTATION_GPU_MIN_UTIL: str(share.min_utilization),
+        contracts.ANNOTATION_GPU_MAX_UTIL: str(share.max_utilization),
+    }
+
+
+def worker_pod(job_body: dict[str, Any], index: int) -> dict[str, Any]:
+    """The manifest of worker `index` of the TrainingJob whose raw body is `job_body`."""
+    job = TrainingJob.model_validate(job_body)
+    uid = job_body["metadata"]["uid"]
+    template = copy.deepcopy(job_body["spec"]["template"])
+    template_meta = template.get("metadata") or {}
+    spec = template["spec"]
+
+    labels = {**(template_meta.get("labels") or {}), **selector_labels(job.name),
+              contracts.LABEL_WORKER_INDEX: str(index), contracts.LABEL_MANAGED_BY: contracts.MANAGED_BY}
+    annotations = {**(template_meta.get("annotations") or {}), **_share_annotations(job)}
+
+    containers = spec["containers"]
+    worker = containers[0]  # the first container trains; sidecars keep what the user gave them
+    resources = worker.setdefault("resources", {})
+    limits = resources.setdefault("limits", {})
+    limits.update(_gpu_limits(job))
+    requests = resources.get("requests")
+    if requests is not None:  # extended resources: requests must equal limits when given
+        requests.update(_gpu_limits(job))
+    env = [e for e in worker.get("env", []) if not e.get("name", "").startswith(("PET_", "STRETTO_"))]
+    worker["env"] = env + rendezvous_env(job, uid, index)
+    ports = worker.setdefault("ports", [])
+    if not any(p.get("containerPort") == contracts.WORKER_CONTAINER_PORT for p in ports):
+        ports.append({"name": "rendezvous", "containerPort": contracts.WORKER_CONTAINER_PORT})
+
+    spec["schedulerName"] = contracts.SCHEDULER_NAME
+    spec["hostname"] = contracts.worker_pod_name(job.name, index)
+    spec["subdomain"] = contracts.headless_service_name(job.name)
+    spec["terminationGracePeriodSeconds"] = job.spec.checkpoint.grace_period_seconds
+    spec.setdefault("restartPolicy", "OnFailure")
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": contracts.worker_pod_name(job.name, index),
+            "namespace": job.namespace,
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [owner_reference(job_body)],
+        },
+        "spec": spec,
+    }
+
+
+def headless_service(job_body: dict[str, Any]) -> dict[str, Any]:
+    """The Service that gives every worker a stable DNS name (<pod>.<service>) for the rendezvous."""
+    name = job_body["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": contracts.headless_service_name(name),
+            "namespace": job_body["metadata"].get("namespace", "default"),
+            "labels": {**selector_labels(name), contracts.LABEL_MANAGED_BY: contracts.MANAGED_BY},
+            "ownerReferences": [owner_reference(job_body)],
+        },
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": selector_labels(name),
+            "ports": [{"name": "rendezvous", "port": contracts.WORKER_CONTAINER_PORT}],
+        },
+    }

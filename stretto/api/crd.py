@@ -1,0 +1,136 @@
+"""Generate the TrainingJob CustomResourceDefinition from the pydantic models.
+
+pydantic emits JSON Schema with `$ref`s, titles, `anyOf [T, null]` for optional fields and
+`const`/`default` details; a CRD needs a *structural* OpenAPI v3 schema: every node typed, no refs,
+no nulls. `structural_schema` converts one into the other and keeps our `x-kubernetes-*` extensions.
+Run `python -m stretto.api.crd` to rewrite the checked-in manifests/crd/trainingjobs.yaml.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stretto import contracts
+from stretto.api.models import TrainingJobSpec, TrainingJobStatus
+
+_DROP = {"title", "additionalProperties"}
+_KEEP_DEFAULTS_FOR = {"integer", "number", "string", "boolean"}
+CRD_PATH = Path(__file__).resolve().parents[2] / "manifests" / "crd" / "trainingjobs.yaml"
+
+
+def _resolve(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_resolve(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[1]])
+        extra = {k: v for k, v in node.items() if k != "$ref"}
+        return _resolve({**target, **extra}, defs)
+    if "anyOf" in node:
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        if len(options) == 1:
+            merged = {**_resolve(options[0], defs), **rest}
+            if merged.get("default", 0) is None:
+                merged.pop("default")
+            return _resolve(merged, defs)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key == "properties":
+            out[key] = {name: _resolve(prop, defs) for name, prop in value.items()}
+        else:
+            out[key] = _resolve(value, defs)
+    for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(out.get(bound), int | float) and not isinstance(out.get(bound), bool):
+            out[inclusive] = out[bound]  # JSON Schema 2020 form -> OpenAPI 3.0's boolean flag
+            out[bound] = True
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    if isinstance(out.get("default"), dict | list) or (
+        "default" in out and out.get("type") not in _KEEP_DEFAULTS_FOR
+    ):
+        out.pop("default")
+    if out.get("type") == "object" and "properties" not in out and not out.get(
+        "x-kubernetes-preserve-unknown-fields"
+    ):
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    return out
+
+
+def structural_schema(model: type) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode="validation")  # type: ignore[attr-defined]
+    defs = raw.pop("$defs", {})
+    return _resolve(raw, defs)
+
+
+def trainingjob_crd() -> dict[str, Any]:
+    spec_schema = structural_schema(TrainingJobSpec)
+    status_schema = structural_schema(TrainingJobStatus)
+    status_schema["x-kubernetes-preserve-unknown-fields"] = True  # room for kopf's bookkeeping
+    plural = contracts.TRAININGJOB_PLURAL
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{contracts.GROUP}"},
+        "spec": {
+            "group": contracts.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": contracts.TRAININGJOB_KIND, "listKind": f"{contracts.TRAININGJOB_KIND}List",
+                "plural": plural, "singular": "trainingjob",
+                "shortNames": [contracts.TRAININGJOB_SHORT_NAME], "categories": ["stretto", "all"],
+            },
+            "versions": [{
+                "name": contracts.VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                    {"name": "Workers", "type": "integer", "jsonPath": ".status.workers"},
+                    {"name": "GPUs", "type": "integer", "jsonPath": ".status.allocation.gpus"},
+                    {"name": "Progress", "type": "number", "jsonPath": ".status.progress.percent",
+                     "description": "Percent of the work done"},
+                    {"name": "Rho", "type": "number", "jsonPath": ".status.prediction.rho",
+                     "description": "Predicted finish-time fairness (1 = fair)"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": "An elastic deep-learning training job scheduled by Stretto.",
+                    "required": ["spec"],
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": spec_schema,
+                        "status": status_schema,
+                    },
+                }},
+            }],
+        },
+    }
+
+
+def render() -> str:
+    header = "# Generated from stretto/api/models.py by `python -m stretto.api.crd`; do not edit.\n"
+    return header + yaml.safe_dump(trainingjob_crd(), sort_keys=False, width=110)
+
+
+def main() -> int:
+    CRD_PATH.parent.mkdir(parents=True, exist_ok=True)
+    CRD_PATH.write_text(render())
+    print(f"wrote {CRD_PATH}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""The configuration files the dev cluster's processes read: kubeconfig, scheduler, kwok."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stretto import contracts
+from stretto.devcluster.pki import Pki
+
+EXTENDER_URL_PATH = ""  # the extender serves /filter, /prioritize and /bind at its root
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def kubeconfig(pki: Pki, api_port: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "stretto-dev", "cluster": {
+            "server": f"https://127.0.0.1:{api_port}",
+            "certificate-authority-data": _b64(pki.serving_ca),
+        }}],
+        "users": [{"name": "stretto-admin", "user": {
+            "client-certificate-data": _b64(pki.admin_cert),
+            "client-key-data": _b64(pki.admin_key),
+        }}],
+        "contexts": [{"name": "stretto-dev", "context": {"cluster": "stretto-dev", "user": "stretto-admin"}}],
+        "current-context": "stretto-dev",
+    }
+
+
+def scheduler_configuration(kubeconfig_path: Path, extender_port: int) -> dict[str, Any]:
+    """kube-scheduler with the `stretto-scheduler` profile calling Stretto's extender.
+
+    The extender filters, scores and binds every pod that asks for whole GPUs or a GPU share. The
+    default profile stays, so ordinary pods in the dev cluster still schedule.
+    """
+    return {
+        "apiVersion": "kubescheduler.config.k8s.io/v1",
+        "kind": "KubeSchedulerConfiguration",
+        "clientConnection": {"kubeconfig": str(kubeconfig_path), "qps": 200, "burst": 400},
+        "leaderElection": {"leaderElect": False},
+        "podInitialBackoffSeconds": 1,
+        "podMaxBackoffSeconds": 5,
+        "percentageOfNodesToScore": 100,
+        "profiles": [{"schedulerName": contracts.SCHEDULER_NAME}, {"schedulerName": "default-scheduler"}],
+        "extenders": [{
+            "urlPrefix": f"http://127.0.0.1:{extender_port}{EXTENDER_URL_PATH}",
+            "filterVerb": "filter",
+            "prioritizeVerb": "prioritize",
+            "bindVerb": "bind",
+            "weight": 5,
+            "enableHTTPS": False,
+            "httpTimeout": "10s",
+            "nodeCacheCapable": True,
+            "ignorable": False,
+            "managedResources": [
+                {"name": contracts.GPU_RESOURCE, "ignoredByScheduler": False},
+                {"name": contracts.GPU_SHARE_RESOURCE, "ignoredByScheduler": True},
+            ],
+        }],
+    }
+
+
+def kwok_configuration(stages_yaml: str) -> str:
+    """kwok's own options followed by its default Stage documents (node and pod lifecycles)."""
+    options = {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokConfiguration",
+        "options": {
+            "manageAllNodes": False,
+            "manageNodesWithAnnotationSelector": "kwok.x-k8s.io/node=fake",
+            "cidr": "10.244.0.0/16",
+            "nodeLeaseDurationSeconds": 40,
+        },
+    }
+    return yaml.safe_dump(options) + "---\n" + stages_yaml
+
+
+def write_yaml(path: Path, document: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    path.chmod(0o600)
+    return path

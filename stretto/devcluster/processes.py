@@ -1,0 +1,106 @@
+"""Start, find and stop the dev cluster's background processes.
+
+Every process runs in its own session (so a stop can signal its whole group), logs to a file in the
+run directory, and is recorded by pid *and* executable so a stop never signals a recycled pid that
+now belongs to something else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    name: str
+    pid: int
+    executable: str
+    log: str
+
+    def alive(self) -> bool:
+        """True while the recorded pid still runs the recorded executable (and is not a zombie)."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+            if stat.rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            return False
+        return any(part.decode(errors="replace") == self.executable for part in cmdline[:3])
+
+
+def free_port() -> int:
+    """An unused loopback TCP port (a tiny race remains; starts retry on 'address in use')."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> ProcessRecord:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    environment = dict(os.environ if env is None else env)
+    environment.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    environment.setdefault("no_proxy", "127.0.0.1,localhost")
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=environment, cwd=cwd, start_new_session=True,
+        )
+    return ProcessRecord(name=name, pid=process.pid, executable=argv[0], log=str(log_path))
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop(record: ProcessRecord, grace_seconds: float = 10.0) -> None:
+    """SIGTERM the process group, wait for the grace period, then SIGKILL what is left."""
+    if not record.alive():
+        _reap(record.pid)
+        return
+    _signal_group(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        _reap(record.pid)
+        if not record.alive():
+            return
+        time.sleep(0.1)
+    _signal_group(record.pid, signal.SIGKILL)
+    for _ in range(50):
+        _reap(record.pid)
+        if not record.alive():
+            return
+        time.sleep(0.1)
+
+
+def kill(record: ProcessRecord) -> None:
+    """SIGKILL at once: what a crash looks like to the rest of the cluster."""
+    if record.alive():
+        _signal_group(record.pid, signal.SIGKILL)
+    for _ in range(50):
+        _reap(record.pid)
+        if not record.alive():
+            return
+        time.sleep(0.05)
+
+
+def log_tail(record: ProcessRecord, lines: int = 30) -> str:
+    try:
+        return "\n".join(Path(record.log).read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

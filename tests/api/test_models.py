@@ -1,0 +1,118 @@
+"""The TrainingJob models: defaults, Python-side validation, and the generated CRD."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from stretto.api import crd
+from stretto.api.models import TrainingJob, TrainingJobSpec
+from stretto.api.quantity import format_bytes, format_cpu, parse_bytes, parse_quantity
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
+
+
+def spec(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "workers": {"min": 1, "max": 4},
+        "work": {"epochs": 3, "samplesPerEpoch": 1000},
+        "template": {"spec": {"containers": [{"name": "t", "image": "img"}]}},
+    }
+    base.update(overrides)
+    return base
+
+
+def test_defaults_fill_in_what_a_researcher_leaves_out():
+    parsed = TrainingJobSpec.model_validate(spec())
+    assert parsed.gpus_per_worker == 1
+    assert parsed.weight == 1.0
+    assert parsed.checkpoint.grace_period_seconds == 30
+    assert parsed.gpu_share is None and parsed.adaptation is None
+
+
+def test_tenant_defaults_to_the_namespace():
+    job = TrainingJob.model_validate({"metadata": {"name": "j", "namespace": "team-a"}, "spec": spec()})
+    assert job.tenant == "team-a"
+    assert TrainingJob.model_validate({"metadata": {"name": "j"}, "spec": spec(tenant="x")}).tenant == "x"
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"workers": {"min": 3, "max": 2}}, "workers.min must not exceed workers.max"),
+    ({"workers": {"min": 0, "max": 2}}, "workers.min"),
+    ({"gpusPerWorker": 0}, "gpusPerWorker"),
+    ({"adaptation": {"mode": "turbo", "batchSizes": [1]}}, "adaptation.mode"),
+    ({"adaptation": {"batchSizes": [32, 64], "initialBatchSize": 48}}, "initialBatchSize must be one of"),
+    ({"adaptation": {"batchSizes": []}}, "adaptation.batchSizes"),
+    ({"gpuShare": {"memory": "300Gi"}}, "at most 288Gi"),
+    ({"gpuShare": {"memory": "8Gi", "minUtilization": 70, "maxUtilization": 50}}, "minUtilization must not"),
+    ({"gpuShare": {"memory": "8Gi"}, "gpusPerWorker": 2}, "gpusPerWorker must be 1"),
+    ({"template": {"spec": {"containers": []}}}, "template.spec.containers"),
+    ({"work": {"epochs": 0, "samplesPerEpoch": 1}}, "work.epochs"),
+    ({"weight": 0}, "weight"),
+])
+def test_invalid_specs_name_the_field(overrides, message):
+    with pytest.raises(ValidationError) as refused:
+        TrainingJobSpec.model_validate(spec(**overrides))
+    described = " ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in refused.value.errors())
+    assert message in described, described
+
+
+def test_template_keeps_fields_stretto_does_not_check():
+    template = {"metadata": {"labels": {"a": "b"}},
+                "spec": {"nodeSelector": {"x": "y"},
+                         "containers": [{"name": "t", "image": "i", "command": ["python", "train.py"]}]}}
+    parsed = TrainingJobSpec.model_validate(spec(template=template))
+    dumped = parsed.template.model_dump(by_alias=True, exclude_none=True)
+    assert dumped["spec"]["nodeSelector"] == {"x": "y"}
+    assert dumped["spec"]["containers"][0]["command"] == ["python", "train.py"]
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("10Gi", 10 * 2**30), ("512Mi", 512 * 2**20), ("1.5Gi", int(1.5 * 2**30)), ("1G", 10**9), ("42", 42),
+])
+def test_memory_quantities(text, value):
+    assert parse_bytes(text) == value
+
+
+def test_quantity_formatting_round_trips():
+    assert format_bytes(10 * 2**30) == "10Gi"
+    assert format_bytes(3 * 2**20 + 1) == str(3 * 2**20 + 1)
+    assert format_cpu(3) == "3" and format_cpu(1.5) == "1500m"
+    assert parse_quantity("500m") == parse_quantity("0.5")
+    with pytest.raises(ValueError, match="not a Kubernetes quantity"):
+        parse_quantity("ten gigs")
+
+
+def test_checked_in_crd_matches_the_models():
+    assert crd.CRD_PATH.read_text() == crd.render(), (
+        "manifests/crd/trainingjobs.yaml is stale: run `python -m stretto.api.crd`")
+
+
+def test_crd_schema_is_structural():
+    schema = crd.trainingjob_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            assert "$ref" not in node and "anyOf" not in node and "title" not in node, path
+            if "properties" in node or "items" in node:
+                assert node.get("type") in ("object", "array"), path
+            for key, child in node.get("properties", {}).items():
+                assert "type" in child or child.get("x-kubernetes-preserve-unknown-fields"), f"{path}.{key}"
+                walk(child, f"{path}.{key}")
+            if "items" in node:
+                walk(node["items"], f"{path}[]")
+
+    walk(schema, "")
+
+
+def test_example_manifests_are_valid_trainingjobs():
+    examples = sorted(EXAMPLES.glob("*.yaml"))
+    assert examples, "manifests/examples/ has no TrainingJob"
+    for path in examples:
+        for document in yaml.safe_load_all(path.read_text()):
+            assert document["kind"] == "TrainingJob", path
+            TrainingJob.model_validate(document)

@@ -1,0 +1,90 @@
+"""What the operator adds to a researcher's pod template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stretto import contracts
+from stretto.operator.pod_builder import headless_service, worker_pod
+
+
+def job_body(**spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "workers": {"min": 2, "max": 5}, "gpusPerWorker": 2,
+        "work": {"epochs": 1, "samplesPerEpoch": 10},
+        "template": {
+            "metadata": {"labels": {"team": "vision"}, "annotations": {"note": "x"}},
+            "spec": {"containers": [
+                {"name": "trainer", "image": "img", "env": [{"name": "PET_NNODES", "value": "stale"},
+                                                            {"name": "LR", "value": "0.1"}]},
+                {"name": "sidecar", "image": "side"},
+            ]},
+        },
+    }
+    base.update(spec)
+    return {"apiVersion": contracts.API_VERSION, "kind": "TrainingJob",
+            "metadata": {"name": "job", "namespace": "ns", "uid": "uid-1"}, "spec": base}
+
+
+def env_of(pod: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+
+
+def test_worker_pod_carries_the_contract():
+    pod = worker_pod(job_body(), 3)
+    meta, spec = pod["metadata"], pod["spec"]
+    assert meta["name"] == "job-worker-3" and meta["namespace"] == "ns"
+    assert meta["labels"][contracts.LABEL_JOB] == "job"
+    assert meta["labels"][contracts.LABEL_WORKER_INDEX] == "3"
+    assert meta["labels"]["team"] == "vision" and meta["annotations"]["note"] == "x"
+    assert meta["ownerReferences"][0] | {} == {
+        "apiVersion": "stretto.io/v1alpha1", "kind": "TrainingJob", "name": "job", "uid": "uid-1",
+        "controller": True, "blockOwnerDeletion": True}
+    assert spec["schedulerName"] == contracts.SCHEDULER_NAME
+    assert spec["hostname"] == "job-worker-3" and spec["subdomain"] == "job-workers"
+    assert spec["terminationGracePeriodSeconds"] == 30
+    assert spec["containers"][0]["resources"]["limits"] == {contracts.GPU_RESOURCE: "2"}
+    assert "resources" not in spec["containers"][1]
+
+
+def test_worker_gets_torchrun_elastic_rendezvous_settings():
+    env = env_of(worker_pod(job_body(), 1))
+    assert env["PET_NNODES"] == "2:5"
+    assert env["PET_NPROC_PER_NODE"] == "2"
+    assert env["PET_RDZV_BACKEND"] == "c10d"
+    assert env["PET_RDZV_ENDPOINT"] == f"job-worker-0.job-workers:{contracts.WORKER_CONTAINER_PORT}"
+    assert env["PET_RDZV_ID"] == "uid-1"
+    assert env["STRETTO_WORKER_INDEX"] == "1"
+    assert env["LR"] == "0.1"
+
+
+def test_shared_gpu_worker_asks_for_a_share_and_carries_its_budget():
+    pod = worker_pod(job_body(gpusPerWorker=1, gpuShare={"memory": "10Gi", "minUtilization": 30,
+                                                          "maxUtilization": 80}), 0)
+    assert pod["spec"]["containers"][0]["resources"]["limits"] == {contracts.GPU_SHARE_RESOURCE: "1"}
+    annotations = pod["metadata"]["annotations"]
+    assert annotations[contracts.ANNOTATION_GPU_MEMORY] == str(10 * 2**30)
+    assert annotations[contracts.ANNOTATION_GPU_MIN_UTIL] == "30"
+    assert annotations[contracts.ANNOTATION_GPU_MAX_UTIL] == "80"
+
+
+def test_explicit_requests_are_kept_equal_to_gpu_limits():
+    body = job_body()
+    body["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "4"}}
+    resources = worker_pod(body, 0)["spec"]["containers"][0]["resources"]
+    assert resources["requests"] == {"cpu": "4", contracts.GPU_RESOURCE: "2"}
+
+
+def test_building_a_pod_does_not_change_the_job():
+    body = job_body()
+    before = repr(body)
+    worker_pod(body, 0)
+    assert repr(body) == before
+
+
+def test_headless_service_selects_the_workers():
+    service = headless_service(job_body())
+    assert service["metadata"]["name"] == "job-workers"
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"] == {contracts.LABEL_JOB: "job", contracts.LABEL_ROLE: "worker"}
+    assert service["spec"]["publishNotReadyAddresses"] is True

@@ -1,0 +1,79 @@
+"""Desired-versus-observed planning and status derivation, on plain pod dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stretto import contracts
+from stretto.operator.job_status import derive_status
+from stretto.operator.reconcile import plan_workers
+
+
+def pod(index: int, *, phase: str = "Running", node: str | None = "n1", ready: bool = True,
+        deleting: bool = False, unschedulable: str | None = None) -> dict[str, Any]:
+    conditions = [{"type": "Ready", "status": "True" if ready else "False"}]
+    if unschedulable:
+        conditions.append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                           "message": unschedulable})
+    return {
+        "metadata": {"name": f"j-worker-{index}", "labels": {contracts.LABEL_WORKER_INDEX: str(index)},
+                     **({"deletionTimestamp": "2026-01-01T00:00:00Z"} if deleting else {})},
+        "spec": {"nodeName": node} if node else {},
+        "status": {"phase": phase, "conditions": conditions},
+    }
+
+
+@pytest.mark.parametrize(("desired", "existing", "create", "delete"), [
+    (3, [], (0, 1, 2), ()),
+    (3, [0, 2], (1,), ()),
+    (2, [0, 1, 2, 3], (), ("j-worker-3", "j-worker-2")),
+    (2, [0, 1], (), ()),
+    (0, [0], (), ("j-worker-0",)),
+])
+def test_plan_creates_missing_indices_and_removes_the_highest(desired, existing, create, delete):
+    plan = plan_workers(desired, [pod(i) for i in existing])
+    assert plan.create == create
+    assert plan.delete == delete
+
+
+def test_a_pod_being_deleted_counts_as_absent():
+    plan = plan_workers(2, [pod(0), pod(1, deleting=True)])
+    assert plan.create == (1,) and plan.delete == ()
+
+
+def test_pods_without_an_index_label_are_ignored():
+    stray = {"metadata": {"name": "other", "labels": {}}, "spec": {}, "status": {}}
+    assert plan_workers(1, [stray]).create == (0,)
+
+
+def test_status_running_when_all_desired_workers_are_ready():
+    status = derive_status(2, [pod(0, node="a"), pod(1, node="b")], gpus_per_worker=4)
+    assert status["phase"] == "Running"
+    assert status["workers"] == 2 and status["readyWorkers"] == 2
+    assert status["allocation"] == {"gpus": 8, "workers": 2, "nodes": ["a", "b"]}
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions == {"Scheduled": "True", "Running": "True", "Succeeded": "False", "Failed": "False"}
+
+
+def test_status_pending_repeats_the_schedulers_reason():
+    reason = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+    status = derive_status(1, [pod(0, phase="Pending", node=None, ready=False, unschedulable=reason)], 16)
+    assert status["phase"] == "Pending"
+    assert reason in status["message"]
+    scheduled = next(c for c in status["conditions"] if c["type"] == "Scheduled")
+    assert scheduled["status"] == "False" and scheduled["reason"] == "Unschedulable"
+    assert reason in scheduled["message"]
+
+
+def test_status_failed_names_the_failed_worker():
+    status = derive_status(2, [pod(0), pod(1, phase="Failed", ready=False)], 1)
+    assert status["phase"] == "Failed" and "j-worker-1" in status["message"]
+
+
+def test_condition_transition_time_is_kept_while_the_status_holds():
+    first = derive_status(1, [pod(0)], 1)
+    previous = [dict(c, lastTransitionTime="2020-01-01T00:00:00Z") for c in first["conditions"]]
+    again = derive_status(1, [pod(0)], 1, previous)
+    assert all(c["lastTransitionTime"] == "2020-01-01T00:00:00Z" for c in again["conditions"])
