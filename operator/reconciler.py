@@ -65,8 +65,21 @@ def _delete_pod(namespace: str, name: str) -> bool:
         raise
 
 
+def _namespace_terminating(error: ApiException) -> bool:
+    return error.status == 403 and "NamespaceTerminating" in (error.body or "")
+
+
 def reconcile(job_body: dict[str, Any]) -> dict[str, Any] | None:
     """Bring one TrainingJob's workers and Service to the desired state; return the new status."""
+    try:
+        return _reconcile(job_body)
+    except ApiException as error:
+        if _namespace_terminating(error) or error.status == 404:
+            return None  # the job is going away with its namespace; nothing left to converge
+        raise
+
+
+def _reconcile(job_body: dict[str, Any]) -> dict[str, Any] | None:
     metadata = job_body["metadata"]
     namespace, name, uid = metadata["namespace"], metadata["name"], metadata["uid"]
     if metadata.get("deletionTimestamp"):

@@ -113,11 +113,9 @@ class DevCluster:
     def up(self, nodes: int = 4, gpus_per_node: int = 8, progress: Progress = print,
            shape: NodeShape | None = None) -> ClusterState:
         existing = self.load_state()
-        if existing is not None and all(existing.processes[n].alive() for n in _CONTROL_PLANE
-                                        if n in existing.processes):
-            if set(_CONTROL_PLANE) <= set(existing.processes):
-                progress(f"dev cluster already running in {self.run_dir}")
-                return existing
+        if existing is not None and self._control_plane_alive(existing):
+            progress(f"dev cluster already running in {self.run_dir}")
+            return existing
         if existing is not None:
             self.down(progress=lambda _msg: None)
 
@@ -148,30 +146,39 @@ class DevCluster:
             self._install_crds(state, progress)
             self._create_nodes(state, shape or NodeShape(gpus=gpus_per_node), progress)
         except BaseException:
-            progress("bring-up failed; stopping what was started (logs stay in the run directory)")
-            self.down(progress=lambda _msg: None, keep_logs=True)
+            progress(f"bring-up failed; stopping what was started (logs stay in {self.log_dir})")
+            try:
+                self.down(progress=lambda _msg: None, keep_logs=True)
+            except ClusterError as stop_error:  # report it, but keep the error that made us stop
+                progress(f"while stopping: {stop_error}")
             raise
         progress(f"dev cluster up in {time.monotonic() - started:.1f}s: {nodes} nodes x {gpus_per_node} GPUs; "
                  f"kubeconfig {state.kubeconfig}")
         return state
 
+    @staticmethod
+    def _control_plane_alive(state: ClusterState) -> bool:
+        return all(name in state.processes and state.processes[name].alive() for name in _CONTROL_PLANE)
+
     def _register(self, state: ClusterState, record: ProcessRecord) -> None:
         state.processes[record.name] = record
         self._save(state)
 
-    def _wait(self, what: str, check: Callable[[], bool], record: ProcessRecord | None,
-              timeout: float) -> None:
+    def _wait(self, what: str, check: Callable[[], bool], state: ClusterState, timeout: float) -> None:
+        """Poll `check`; fail at once, with its log, if any process of the cluster has died."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if record is not None and not record.alive():
-                raise ClusterError(f"{what} exited during start-up. Last log lines ({record.log}):\n"
-                                   f"{processes.log_tail(record)}")
+            for process in state.processes.values():
+                if not process.alive():
+                    raise ClusterError(f"{process.name} exited while waiting for {what}. Last log lines "
+                                       f"({process.log}):\n{processes.log_tail(process)}")
             with contextlib.suppress(Exception):
                 if check():
                     return
             time.sleep(0.25)
-        tail = processes.log_tail(record) if record else ""
-        raise ClusterError(f"{what} not ready after {timeout:.0f}s. Last log lines:\n{tail}")
+        newest = list(state.processes.values())[-1:]
+        tail = "".join(f"\n{r.log}:\n{processes.log_tail(r)}" for r in newest)
+        raise ClusterError(f"{what} not ready after {timeout:.0f}s.{tail}")
 
     def _start_etcd(self, state: ClusterState, binaries: Binaries, progress: Progress) -> None:
         client, peer = processes.free_port(), processes.free_port()
@@ -181,7 +188,7 @@ class DevCluster:
             f"--listen-peer-urls=http://127.0.0.1:{peer}", f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
             f"--initial-cluster=default=http://127.0.0.1:{peer}", "--unsafe-no-fsync",
             "--auto-compaction-retention=1", f"--quota-backend-bytes={2 * 1024**3}", "--log-level=warn",
-            "--listen-metrics-urls=", 
+            "--listen-metrics-urls=",
         ], self.log_dir)
         self._register(state, record)
         (self.run_dir / "etcd.url").write_text(f"http://127.0.0.1:{client}")
@@ -190,7 +197,7 @@ class DevCluster:
             with urllib.request.urlopen(f"http://127.0.0.1:{client}/health", timeout=2) as response:
                 return bool(json.loads(response.read()).get("health") == "true")
 
-        self._wait("etcd", healthy, record, 60)
+        self._wait("etcd", healthy, state, 60)
         progress("etcd ready")
 
     def _start_apiserver(self, state: ClusterState, binaries: Binaries, pki: Pki, progress: Progress) -> None:
@@ -212,7 +219,7 @@ class DevCluster:
         ], self.log_dir)
         self._register(state, record)
         rest = self.rest(state, timeout=3)
-        self._wait("kube-apiserver", lambda: rest.get("/readyz") == "ok", record, 120)
+        self._wait("kube-apiserver", lambda: rest.get("/readyz") == "ok", state, 120)
         progress("kube-apiserver ready")
 
     def _start_controller_manager(self, state: ClusterState, binaries: Binaries, pki: Pki,
@@ -229,7 +236,7 @@ class DevCluster:
             "--concurrent-gc-syncs=5", "--v=1",
         ], self.log_dir)
         self._register(state, record)
-        self._wait("kube-controller-manager", lambda: _https_ok(port, "/healthz"), record, 90)
+        self._wait("kube-controller-manager", lambda: _https_ok(port, "/healthz"), state, 90)
         progress("kube-controller-manager ready")
 
     def _start_scheduler(self, state: ClusterState, binaries: Binaries, progress: Progress) -> None:
@@ -243,7 +250,7 @@ class DevCluster:
             f"--authorization-kubeconfig={kubeconfig}", "--v=2",
         ], self.log_dir)
         self._register(state, record)
-        self._wait("kube-scheduler", lambda: _https_ok(port, "/readyz"), record, 90)
+        self._wait("kube-scheduler", lambda: _https_ok(port, "/readyz"), state, 90)
         progress(f"kube-scheduler ready (profile stretto-scheduler -> extender {state.extender_url})")
 
     def _start_kwok(self, state: ClusterState, binaries: Binaries, progress: Progress) -> None:
@@ -255,7 +262,7 @@ class DevCluster:
             f"--server-address=127.0.0.1:{port}",
         ], self.log_dir)
         self._register(state, record)
-        self._wait("kwok", lambda: _http_ok(port, "/healthz"), record, 60)
+        self._wait("kwok", lambda: _http_ok(port, "/healthz"), state, 60)
         progress("kwok ready")
 
     def _install_crds(self, state: ClusterState, progress: Progress) -> None:
@@ -278,7 +285,7 @@ class DevCluster:
             conditions = current.get("status", {}).get("conditions") or []
             return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
-        self._wait("TrainingJob CRD", established, None, 30)
+        self._wait("TrainingJob CRD", established, state, 30)
         progress("TrainingJob CRD established")
 
     def _create_nodes(self, state: ClusterState, shape: NodeShape, progress: Progress) -> None:
@@ -291,7 +298,7 @@ class DevCluster:
             ready = {n["metadata"]["name"] for n in items if node_is_ready(n)}
             return set(state.nodes) <= ready
 
-        self._wait("fake GPU nodes", all_ready, state.processes["kwok"], 60)
+        self._wait("fake GPU nodes", all_ready, state, 60)
         progress(f"{len(state.nodes)} fake GPU nodes Ready ({shape.gpus} x {shape.gpu_product} each)")
 
     # -- Stretto components ----------------------------------------------------------------------
@@ -318,7 +325,7 @@ class DevCluster:
         if state is None:
             return {"running": False, "run_dir": str(self.run_dir)}
         return {
-            "running": all(state.processes[n].alive() for n in _CONTROL_PLANE if n in state.processes),
+            "running": self._control_plane_alive(state),
             "run_dir": state.run_dir,
             "kubeconfig": str(state.kubeconfig),
             "api_server": f"https://127.0.0.1:{state.api_port}",

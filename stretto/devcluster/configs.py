@@ -78,9 +78,15 @@ def kwok_configuration(stages_yaml: str) -> str:
             "manageNodesWithAnnotationSelector": "kwok.x-k8s.io/node=fake",
             "cidr": "10.244.0.0/16",
             "nodeLeaseDurationSeconds": 40,
+            # kwok applies these defaults only to flags, not to a configuration file.
+            "nodeLeaseParallelism": 4,
+            "podPlayStageParallelism": 4,
+            "nodePlayStageParallelism": 4,
+            "podsOnNodeSyncParallelism": 1,
         },
     }
-    return yaml.safe_dump(options) + "---\n" + stages_yaml
+    stages = [d for d in yaml.safe_load_all(stages_yaml) if d and d.get("kind") == "Stage"]
+    return yaml.safe_dump_all([options, *stages], sort_keys=False)
 
 
 def write_yaml(path: Path, document: dict[str, Any]) -> Path:

@@ -1,0 +1,6 @@
+"""Stretto's kube-scheduler extender: filter, prioritize and bind over extender v1 JSON.
+
+Flow: `watch` feeds `cluster_cache` from the API server; `server` parses requests with `wire`,
+`extender` asks the pure `decisions` for answers over a cache snapshot and, at bind time, books
+devices in the cache before `binder` annotates the Pod and posts its Binding.
+"""

@@ -1,0 +1,52 @@
+"""`stretto extender`: run the scheduler extender until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from aiohttp import web
+
+from .binder import KubePodBinder
+from .cluster_cache import ClusterCache
+from .extender import Extender
+from .kube_api import KubeAPI, load_api_client
+from .metrics import ExtenderMetrics
+from .server import build_app
+from .watch import CacheFeeder
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8888
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "extender",
+        help="run the kube-scheduler extender (filter, prioritize, bind; GPU device ledger)",
+        description="Serve kube-scheduler's extender v1 protocol at "
+        "http://HOST:PORT/{filter,prioritize,bind}, with /healthz, /readyz and /metrics.",
+    )
+    parser.add_argument("--kubeconfig", default=None,
+                        help="kubeconfig file (default: $KUBECONFIG, else the in-cluster service account)")
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=getattr(args, "log_level", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    api = KubeAPI(load_api_client(args.kubeconfig))
+    cache = ClusterCache()
+    feeder = CacheFeeder(api, cache)
+    metrics = ExtenderMetrics()
+    metrics.watch_cache(nodes=cache.node_count, gpus_in_use=cache.booked_gpus)
+    extender = Extender(cache=cache, binder=KubePodBinder(api), metrics=metrics, ready=lambda: feeder.synced)
+    app = build_app(extender, metrics=metrics, ready=lambda: feeder.synced)
+    feeder.start()
+    try:
+        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    finally:
+        feeder.stop()
+    return 0

@@ -1,0 +1,202 @@
+"""The extender's three verbs over parsed wire models: decide with `decisions` over a cache
+snapshot, and at bind time book devices in the cache before the binder writes to the API.
+
+Every expected failure becomes an answer (a reason per node, or an Error string); exceptions here
+are bugs, and `server` still turns them into an Error answer rather than a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+from stretto import contracts
+
+from . import decisions
+from .binder import BindError, PodBinder
+from .cluster_cache import ClusterCache, ReservationError
+from .demand import MalformedPod, pod_demand
+from .metrics import BindFailure, ExtenderMetrics
+from .model import BookingState, PodDemand
+from .wire import (
+    ExtenderArgs,
+    ExtenderBindingArgs,
+    ExtenderBindingResult,
+    ExtenderFilterResult,
+    HostPriority,
+    NodeList,
+)
+
+log = logging.getLogger(__name__)
+
+NOT_READY = "stretto extender: node and pod cache not synced yet"
+RECENT_PODS = 4096  # pods remembered from filter, so bind rarely needs to read the pod back
+
+
+def _always_ready() -> bool:
+    return True
+
+
+class Extender:
+    def __init__(
+        self, *, cache: ClusterCache, binder: PodBinder, metrics: ExtenderMetrics | None = None,
+        ready: Callable[[], bool] = _always_ready,
+    ) -> None:
+        self._cache = cache
+        self._binder = binder
+        self._metrics = metrics if metrics is not None else ExtenderMetrics()
+        self._ready = ready
+        self._recent: OrderedDict[str, PodDemand] = OrderedDict()
+        self._recent_lock = threading.Lock()
+
+    # ---- filter --------------------------------------------------------------------------------
+    def filter(self, args: ExtenderArgs) -> ExtenderFilterResult:
+        if not self._ready():
+            return ExtenderFilterResult(Error=NOT_READY)
+        try:
+            names = args.candidate_names()
+            demand = pod_demand(args.Pod)
+        except ValueError as exc:
+            return ExtenderFilterResult(Error=f"stretto extender: malformed request: {exc}")
+        self._remember(demand)
+        outcome = decisions.filter_nodes(demand, names, self._cache.snapshot())
+        self._metrics.filtered_out.labels("failed").inc(len(outcome.failed))
+        self._metrics.filtered_out.labels("unresolvable").inc(len(outcome.unresolvable))
+        if args.NodeNames is None and args.Nodes is not None:
+            passed = set(outcome.passed)
+            nodes = NodeList(items=[n for n in args.Nodes.items if n["metadata"]["name"] in passed])
+            return ExtenderFilterResult(
+                Nodes=nodes, FailedNodes=outcome.failed, FailedAndUnresolvableNodes=outcome.unresolvable,
+            )
+        return ExtenderFilterResult(
+            NodeNames=outcome.passed, FailedNodes=outcome.failed,
+            FailedAndUnresolvableNodes=outcome.unresolvable,
+        )
+
+    # ---- prioritize ----------------------------------------------------------------------------
+    def prioritize(self, args: ExtenderArgs) -> list[HostPriority]:
+        """Scores 0..10; an unreadable request gets no scores (kube-scheduler ignores prioritize errors)."""
+        try:
+            names = args.candidate_names()
+            demand = pod_demand(args.Pod)
+        except ValueError:
+            return []
+        scores = decisions.score_nodes(demand, names, self._cache.snapshot())
+        return [HostPriority(Host=name, Score=score) for name, score in scores]
+
+    # ---- bind ----------------------------------------------------------------------------------
+    def bind(self, args: ExtenderBindingArgs) -> ExtenderBindingResult:
+        """1. know the pod's demand, 2. check the plan, 3. book devices, 4. annotate the pod,
+        5. post the Binding, 6. confirm the booking, or roll it back on failure."""
+        namespace, name, uid, node = args.PodNamespace, args.PodName, args.PodUID, args.Node
+        if not self._ready():
+            return self._bind_failed(BindFailure.NOT_READY, NOT_READY)
+        # 1. The pod's demand: from its filter call, else read it back.
+        demand = self._recalled(uid)
+        if demand is None or (demand.namespace, demand.name) != (namespace, name):
+            try:
+                demand = pod_demand(self._binder.read_pod(namespace, name))
+            except BindError as exc:
+                return self._bind_failed(BindFailure.API, f"stretto extender: {exc}")
+            except MalformedPod as exc:
+                return self._bind_failed(BindFailure.MALFORMED, f"stretto extender: pod unreadable: {exc}")
+            if demand.uid != uid:
+                return self._bind_failed(
+                    BindFailure.MALFORMED,
+                    f"stretto extender: pod {namespace}/{name} has uid {demand.uid}, not {uid}",
+                )
+        # 2. The round's plan.
+        if demand.planned_node is not None and demand.planned_node != node:
+            return self._bind_failed(
+                BindFailure.PLAN,
+                f"stretto: this round planned pod {demand.key} for node {demand.planned_node}, not {node}",
+            )
+        # 3. Book the devices, atomically with picking them.
+        try:
+            booking = self._cache.reserve(demand, node)
+        except ReservationError as exc:
+            return self._bind_failed(BindFailure.NO_FIT, str(exc))
+        # 4. Record the devices on the pod before it is bound, so the node never sees it without them.
+        annotations = self._annotations(demand, booking.gpu_ids)
+        try:
+            if annotations:
+                self._binder.annotate_pod(namespace, name, uid, annotations)
+        except BindError as exc:
+            self._cache.release(uid)
+            return self._bind_failed(BindFailure.API, f"stretto extender: {exc}")
+        # 5. The Binding.
+        try:
+            self._binder.bind_pod(namespace, name, uid, node)
+        except BindError as exc:
+            return self._resolve_failed_binding(demand, node, exc)
+        # 6. Booked until the watch shows the pod bound (or deleted).
+        self._cache.mark(uid, BookingState.BOUND)
+        self._forget(uid)
+        self._metrics.binds.labels(self._gpu_mode(demand)).inc()
+        log.info("bound %s to %s, GPUs %s", demand.key, node,
+                 annotations.get(contracts.ANNOTATION_GPU_IDS, "-"))
+        return ExtenderBindingResult()
+
+    def _resolve_failed_binding(self, demand: PodDemand, node: str, exc: BindError) -> ExtenderBindingResult:
+        """A refused Binding frees the booking. One whose outcome is unknown (timeout, 5xx) is
+        resolved by reading the pod; if that fails too, the devices stay booked (UNCERTAIN) until
+        the watch tells, because freeing devices a running pod may hold is the one unforgivable error."""
+        if exc.definite:
+            self._cache.release(demand.uid)
+            return self._bind_failed(BindFailure.API, f"stretto extender: {exc}")
+        try:
+            pod = self._binder.read_pod(demand.namespace, demand.name)
+        except BindError:
+            self._cache.mark(demand.uid, BookingState.UNCERTAIN)
+            return self._bind_failed(BindFailure.UNCERTAIN, f"stretto extender: {exc} (outcome unknown)")
+        meta = pod.get("metadata") or {}
+        bound_to = (pod.get("spec") or {}).get("nodeName")
+        if meta.get("uid") == demand.uid and bound_to == node:
+            self._cache.mark(demand.uid, BookingState.BOUND)
+            self._metrics.binds.labels(self._gpu_mode(demand)).inc()
+            return ExtenderBindingResult()
+        if meta.get("uid") == demand.uid and not bound_to:
+            self._cache.release(demand.uid)
+        else:
+            self._cache.mark(demand.uid, BookingState.UNCERTAIN)
+        return self._bind_failed(BindFailure.API, f"stretto extender: {exc}")
+
+    @staticmethod
+    def _annotations(demand: PodDemand, gpu_ids: tuple[int, ...]) -> dict[str, str]:
+        if demand.share is not None:
+            return {
+                contracts.ANNOTATION_GPU_IDS: contracts.format_gpu_ids(list(gpu_ids)),
+                contracts.ANNOTATION_GPU_MEMORY: str(demand.share.memory_bytes),
+                contracts.ANNOTATION_GPU_MIN_UTIL: str(demand.share.min_utilization),
+                contracts.ANNOTATION_GPU_MAX_UTIL: str(demand.share.max_utilization),
+            }
+        if gpu_ids:
+            return {contracts.ANNOTATION_GPU_IDS: contracts.format_gpu_ids(list(gpu_ids))}
+        return {}
+
+    @staticmethod
+    def _gpu_mode(demand: PodDemand) -> str:
+        return "shared" if demand.share is not None else "whole" if demand.whole_gpus else "none"
+
+    def _bind_failed(self, reason: BindFailure, message: str) -> ExtenderBindingResult:
+        self._metrics.bind_failures.labels(reason.value).inc()
+        log.warning("bind refused (%s): %s", reason.value, message)
+        return ExtenderBindingResult(Error=message)
+
+    # ---- pods remembered between filter and bind -----------------------------------------------
+    def _remember(self, demand: PodDemand) -> None:
+        with self._recent_lock:
+            self._recent[demand.uid] = demand
+            self._recent.move_to_end(demand.uid)
+            while len(self._recent) > RECENT_PODS:
+                self._recent.popitem(last=False)
+
+    def _recalled(self, uid: str) -> PodDemand | None:
+        with self._recent_lock:
+            return self._recent.get(uid)
+
+    def _forget(self, uid: str) -> None:
+        with self._recent_lock:
+            self._recent.pop(uid, None)

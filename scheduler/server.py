@@ -1,0 +1,128 @@
+"""The extender's HTTP face (aiohttp): POST /filter, /prioritize, /bind; GET /healthz, /readyz,
+/metrics. Every POST answers 200 with a JSON body: kube-scheduler treats any other status as an
+extender failure, and a malformed request deserves an Error answer, not a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+
+from .extender import NOT_READY, Extender
+from .metrics import BindFailure, ExtenderMetrics, Verb
+from .wire import (
+    ExtenderArgs,
+    ExtenderBindingArgs,
+    ExtenderBindingResult,
+    ExtenderFilterResult,
+    HostPriorityList,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 2**20  # full Node objects for thousands of nodes (nodeCacheCapable: false)
+BIND_THREADS = 8             # binds block on API round trips; the ledger lock keeps them honest
+_EXECUTOR: web.AppKey[ThreadPoolExecutor] = web.AppKey("bind_executor", ThreadPoolExecutor)
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        return f"stretto extender: malformed request: {where}: {first['msg']}"
+    return f"stretto extender: malformed request: {exc}"
+
+
+def _json(model_json: bytes) -> web.Response:
+    return web.Response(body=model_json, content_type="application/json")
+
+
+def build_app(
+    extender: Extender, *, metrics: ExtenderMetrics, ready: Callable[[], bool],
+    bind_threads: int = BIND_THREADS,
+) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    executor = ThreadPoolExecutor(max_workers=bind_threads, thread_name_prefix="stretto-bind")
+    app[_EXECUTOR] = executor
+
+    async def shutdown(_: web.Application) -> None:
+        executor.shutdown(wait=True, cancel_futures=False)
+
+    app.on_cleanup.append(shutdown)
+
+    def observe(verb: Verb, started: float, ok: bool) -> None:
+        metrics.latency.labels(verb.value).observe(time.perf_counter() - started)
+        metrics.requests.labels(verb.value, "ok" if ok else "error").inc()
+
+    async def filter_(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            args = ExtenderArgs.model_validate_json(await request.read())
+        except (ValidationError, ValueError) as exc:
+            result = ExtenderFilterResult(Error=_problem(exc))
+        else:
+            try:
+                result = extender.filter(args)
+            except Exception as exc:  # a bug: answer, log, never crash the scheduler's call
+                log.exception("filter failed")
+                result = ExtenderFilterResult(Error=f"stretto extender: internal error: {exc}")
+        observe(Verb.FILTER, started, not result.Error)
+        return _json(result.model_dump_json(by_alias=True).encode())
+
+    async def prioritize(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        ok = True
+        try:
+            args = ExtenderArgs.model_validate_json(await request.read())
+            scores = extender.prioritize(args)
+        except (ValidationError, ValueError):
+            ok, scores = False, []
+        except Exception:
+            log.exception("prioritize failed")
+            ok, scores = False, []
+        observe(Verb.PRIORITIZE, started, ok)
+        return _json(HostPriorityList.dump_json(scores))
+
+    async def bind(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            args = ExtenderBindingArgs.model_validate_json(await request.read())
+        except (ValidationError, ValueError) as exc:
+            metrics.bind_failures.labels(BindFailure.MALFORMED.value).inc()
+            result = ExtenderBindingResult(Error=_problem(exc))
+        else:
+            try:
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(executor, extender.bind, args)
+            except Exception as exc:
+                log.exception("bind failed")
+                result = ExtenderBindingResult(Error=f"stretto extender: internal error: {exc}")
+        observe(Verb.BIND, started, not result.Error)
+        return _json(result.model_dump_json().encode())
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(_: web.Request) -> web.Response:
+        if ready():
+            return web.Response(text="ok")
+        return web.Response(status=503, text=NOT_READY)
+
+    async def metrics_(_: web.Request) -> web.Response:
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.router.add_post("/filter", filter_)
+    app.router.add_post("/prioritize", prioritize)
+    app.router.add_post("/bind", bind)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_)
+    return app

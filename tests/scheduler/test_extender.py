@@ -1,0 +1,175 @@
+import threading
+
+import pytest
+from stretto.scheduler.binder import BindError, annotation_patch, binding_body
+from stretto.scheduler.cluster_cache import ClusterCache, node_capacity
+from stretto.scheduler.demand import pod_demand
+from stretto.scheduler.extender import NOT_READY, Extender
+from stretto.scheduler.metrics import ExtenderMetrics
+from stretto.scheduler.model import BookingState
+from stretto.scheduler.testing import RecordingBinder, make_node, make_pod, share_annotations
+from stretto.scheduler.wire import ExtenderArgs, ExtenderBindingArgs
+
+from stretto import contracts
+
+GIB = 2**30
+
+
+def setup(*nodes, ready=True):
+    cache = ClusterCache()
+    cache.replace_nodes(node_capacity(n) for n in nodes or [make_node("n1")])
+    binder = RecordingBinder()
+    metrics = ExtenderMetrics()
+    return Extender(cache=cache, binder=binder, metrics=metrics, ready=lambda: ready), cache, binder, metrics
+
+
+def bind_args(pod, node="n1"):
+    m = pod["metadata"]
+    return ExtenderBindingArgs(PodName=m["name"], PodNamespace=m["namespace"], PodUID=m["uid"], Node=node)
+
+
+def failures(metrics, reason):
+    return metrics.registry.get_sample_value("stretto_extender_bind_failures_total", {"reason": reason})
+
+
+def test_filter_then_bind_annotates_before_binding():
+    extender, cache, binder, metrics = setup()
+    pod = make_pod("w0", gpus=2)
+    result = extender.filter(ExtenderArgs(Pod=pod, NodeNames=["n1"]))
+    assert result.NodeNames == ["n1"] and not result.Error
+    assert extender.bind(bind_args(pod)).Error == ""
+    uid = pod["metadata"]["uid"]
+    assert binder.annotated == [("default", "w0", uid, {contracts.ANNOTATION_GPU_IDS: "0,1"})]
+    assert binder.bound == [("default", "w0", uid, "n1")]
+    assert binder.reads == []                           # the demand came from the filter call
+    assert cache.booking(uid).state is BookingState.BOUND
+    assert metrics.registry.get_sample_value("stretto_extender_binds_total", {"gpu_mode": "whole"}) == 1
+
+
+def test_bind_reads_pod_when_filter_did_not_see_it_and_checks_uid():
+    extender, _, binder, metrics = setup()
+    pod = binder.add(make_pod("w1", gpu_share=1, annotations=share_annotations(10 * GIB, 25)))
+    assert extender.bind(bind_args(pod)).Error == ""
+    assert binder.annotated[0][3] == {
+        contracts.ANNOTATION_GPU_IDS: "0", contracts.ANNOTATION_GPU_MEMORY: str(10 * GIB),
+        contracts.ANNOTATION_GPU_MIN_UTIL: "25", contracts.ANNOTATION_GPU_MAX_UTIL: "100",
+    }
+    stale = dict(bind_args(pod).model_dump(), PodUID="another-uid")
+    result = extender.bind(ExtenderBindingArgs(**stale))
+    assert "has uid" in result.Error and len(binder.bound) == 1
+    assert failures(metrics, "malformed") == 1
+
+
+@pytest.mark.parametrize(
+    ("pod", "node", "binder_setup", "want_error", "want_reason"),
+    [
+        (make_pod("big", gpus=9), "n1", None, "pod needs 9 GPUs, node has 8", "no_fit"),
+        (make_pod("ghost", gpus=1), "nowhere", None, "not in the extender's cache", "no_fit"),
+        (make_pod("plan", gpus=1, annotations={contracts.ANNOTATION_PLANNED_NODE: "n2"}), "n1", None,
+         "planned pod default/plan for node n2, not n1", "plan_mismatch"),
+        (make_pod("inv", gpu_share=1), "n1", None, "needs the annotation", "no_fit"),
+        (make_pod("ann", gpus=1), "n1", {"fail_annotate": BindError("boom", definite=True)}, "boom",
+         "api_error"),
+        (make_pod("409", gpus=1), "n1", {"fail_bind": BindError("conflict", definite=True)}, "conflict",
+         "api_error"),
+    ],
+    ids=lambda v: v["metadata"]["name"] if isinstance(v, dict) and "metadata" in v else None,
+)
+def test_bind_refusals_book_nothing(pod, node, binder_setup, want_error, want_reason):
+    extender, cache, binder, metrics = setup()
+    binder.add(pod)
+    for key, value in (binder_setup or {}).items():
+        setattr(binder, key, value)
+    result = extender.bind(bind_args(pod, node))
+    assert want_error in result.Error
+    assert cache.bookings() == [] and cache.view("n1").free_whole_gpus == 8
+    assert failures(metrics, want_reason) == 1
+    if want_reason != "api_error":
+        assert binder.bound == [] and binder.annotated == []
+
+
+def test_bind_of_unknown_pod_is_an_error():
+    extender, _, binder, _ = setup()
+    result = extender.bind(ExtenderBindingArgs(PodName="x", PodNamespace="y", PodUID="u", Node="n1"))
+    assert "not found" in result.Error and binder.bound == []
+
+
+def test_binding_timeout_resolved_by_reading_the_pod():
+    extender, cache, binder, _ = setup()
+    pod = binder.add(make_pod("slow", gpus=4))
+    binder.fail_bind = BindError("timeout", definite=False)
+    pod["spec"]["nodeName"] = "n1"               # it did go through
+    assert extender.bind(bind_args(pod)).Error == ""
+    assert cache.booking(pod["metadata"]["uid"]).state is BookingState.BOUND
+
+    other = binder.add(make_pod("lost", gpus=4))
+    assert "timeout" in extender.bind(bind_args(other)).Error
+    assert cache.booking(other["metadata"]["uid"]) is None   # read back unbound: freed
+
+    third = binder.add(make_pod("dark", gpus=4))
+    extender.filter(ExtenderArgs(Pod=third, NodeNames=["n1"]))   # the demand is known from filter
+    binder.fail_read = BindError("apiserver down", definite=False)
+    assert "outcome unknown" in extender.bind(bind_args(third)).Error
+    assert cache.booking(third["metadata"]["uid"]).state is BookingState.UNCERTAIN  # held: no double booking
+
+
+def test_not_ready_refuses_filter_and_bind():
+    extender, _, binder, _ = setup(ready=False)
+    pod = make_pod("w", gpus=1)
+    assert extender.filter(ExtenderArgs(Pod=pod, NodeNames=["n1"])).Error == NOT_READY
+    assert extender.bind(bind_args(pod)).Error == NOT_READY and binder.bound == []
+
+
+def test_filter_non_cache_form_echoes_node_objects():
+    nodes = [make_node("n1", gpus=1), make_node("n2", gpus=4)]
+    extender, *_ = setup(*nodes)
+    result = extender.filter(ExtenderArgs(Pod=make_pod("w", gpus=2), Nodes={"items": nodes}))
+    assert result.NodeNames is None and [n["metadata"]["name"] for n in result.Nodes.items] == ["n2"]
+    assert result.FailedAndUnresolvableNodes == {"n1": "stretto: pod needs 2 GPUs, node has 1"}
+
+
+def test_prioritize_scores_every_candidate():
+    extender, cache, *_ = setup(make_node("n1"), make_node("n2"))
+    cache.reserve(pod_demand(make_pod("x", gpus=6, cpu="48", memory="384Gi")), "n2")
+    scores = extender.prioritize(ExtenderArgs(Pod=make_pod("w", gpus=2, cpu="8", memory="32Gi"),
+                                              NodeNames=["n1", "n2", "zz"]))
+    by_host = {s["Host"]: s["Score"] for s in scores}
+    assert by_host["n2"] > by_host["n1"] > 0 and by_host["zz"] == 0
+
+
+def test_concurrent_binds_never_give_a_gpu_twice():
+    extender, cache, binder, _ = setup(make_node("n1", gpus=8))
+    pods = [binder.add(make_pod(f"p{i}", gpus=3)) for i in range(6)]
+    gate = threading.Barrier(2, timeout=5)   # the first two binds reach the API together
+    calls = {"n": 0}
+    lock = threading.Lock()
+
+    def before_bind() -> None:
+        with lock:
+            calls["n"] += 1
+            first_two = calls["n"] <= 2
+        if first_two:
+            gate.wait()
+
+    binder.before_bind = before_bind
+    results: dict[str, str] = {}
+    threads = [threading.Thread(target=lambda p=p: results.__setitem__(p["metadata"]["name"],
+                                                                        extender.bind(bind_args(p)).Error))
+               for p in pods]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sum(1 for e in results.values() if not e) == 2 and len(binder.bound) == 2
+    ids = [i for *_, ann in binder.annotated
+           for i in contracts.parse_gpu_ids(ann[contracts.ANNOTATION_GPU_IDS])]
+    assert len(ids) == len(set(ids)) == 6
+    assert cache.view("n1").free_whole_gpus == 2
+
+
+def test_api_bodies_carry_the_uid_precondition():
+    assert binding_body("ns", "p", "u1", "n1") == {
+        "apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"},
+    }
+    assert annotation_patch("u1", {"a": "b"}) == {"metadata": {"uid": "u1", "annotations": {"a": "b"}}}

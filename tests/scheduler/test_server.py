@@ -1,0 +1,128 @@
+"""Requests through the real aiohttp app on 127.0.0.1 (aiohttp's TestServer), binder recorded."""
+
+import asyncio
+import json
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from stretto.scheduler.cluster_cache import ClusterCache, node_capacity
+from stretto.scheduler.extender import Extender
+from stretto.scheduler.metrics import ExtenderMetrics
+from stretto.scheduler.server import build_app
+from stretto.scheduler.testing import RecordingBinder, make_node, make_pod
+
+POD = make_pod("w0", gpus=2, cpu="4", memory="16Gi")
+
+
+def run(requests, *, ready=True):
+    """Send [(method, path, body)] and return [(status, parsed body or text)], plus the binder."""
+    cache = ClusterCache()
+    cache.replace_nodes(node_capacity(n) for n in [make_node("n1"), make_node("n2", gpus=1)])
+    binder = RecordingBinder()
+    binder.add(POD)
+    metrics = ExtenderMetrics()
+    extender = Extender(cache=cache, binder=binder, metrics=metrics, ready=lambda: ready)
+    app = build_app(extender, metrics=metrics, ready=lambda: ready)
+
+    async def go():
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            out = []
+            for method, path, body in requests:
+                data = body if isinstance(body, bytes | str) else json.dumps(body)
+                response = await client.request(method, path, data=data)
+                text = await response.text()
+                try:
+                    out.append((response.status, json.loads(text)))
+                except ValueError:
+                    out.append((response.status, text))
+            return out
+
+    return asyncio.run(go()), binder
+
+
+BIND = {"PodName": "w0", "PodNamespace": "default", "PodUID": POD["metadata"]["uid"], "Node": "n1"}
+
+
+@pytest.mark.parametrize(
+    ("body", "want_error"),
+    [
+        (b"{not json", "malformed request"),
+        (b"", "malformed request"),
+        ([], "malformed request"),
+        ({}, "Pod: Field required"),
+        ({"Pod": None, "NodeNames": ["n1"]}, "Pod"),
+        ({"Pod": "pod", "NodeNames": ["n1"]}, "Pod"),
+        ({"Pod": POD, "NodeNames": "n1"}, "NodeNames"),
+        ({"Pod": POD, "NodeNames": [1, 2]}, "NodeNames"),
+        ({"Pod": POD}, "neither NodeNames nor Nodes"),
+        ({"Pod": POD, "Nodes": {"items": [{"metadata": {}}]}}, "no metadata.name"),
+        ({"Pod": {"metadata": {"name": "x"}}, "NodeNames": ["n1"]}, "metadata.namespace is missing"),
+        ({"Pod": {**POD, "spec": {"containers": [{"resources": {"limits": {"cpu": "lots"}}}]}},
+          "NodeNames": ["n1"]}, "invalid quantity"),
+    ],
+    ids=["bad-json", "empty", "array", "no-pod", "null-pod", "pod-str", "names-str", "names-int", "no-nodes",
+         "node-no-name", "pod-no-ns", "bad-quantity"],
+)
+def test_malformed_filter_and_prioritize(body, want_error):
+    (filtered, prioritized), binder = run([("POST", "/filter", body), ("POST", "/prioritize", body)])
+    assert filtered[0] == 200 and want_error in filtered[1]["Error"]
+    assert filtered[1]["NodeNames"] is None
+    assert prioritized == (200, [])
+    assert binder.bound == []
+
+
+@pytest.mark.parametrize(
+    ("body", "want_error"),
+    [
+        (b"\x00garbage", "malformed request"),
+        ({}, "PodName"),
+        ({**BIND, "PodUID": ""}, "PodUID"),
+        ({**BIND, "Node": 5}, "Node"),
+        ({**BIND, "PodName": None}, "PodName"),
+        ({**BIND, "Node": "ghost"}, "not in the extender's cache"),
+        ({**BIND, "PodUID": "impostor"}, "has uid"),
+        ({**BIND, "PodName": "nobody"}, "not found"),
+    ],
+    ids=["garbage", "empty", "empty-uid", "node-int", "name-null", "unknown-node", "wrong-uid",
+         "unknown-pod"],
+)
+def test_malformed_bind_never_binds(body, want_error):
+    [(status, result)], binder = run([("POST", "/bind", body)])
+    assert status == 200 and want_error in result["Error"]
+    assert binder.bound == [] and binder.annotated == []
+
+
+def test_filter_prioritize_bind_happy_path_and_metrics():
+    args = {"Pod": POD, "Nodes": None, "NodeNames": ["n1", "n2"]}
+    results, binder = run([
+        ("POST", "/filter", args), ("POST", "/prioritize", args), ("POST", "/bind", BIND),
+        ("POST", "/bind", BIND), ("GET", "/metrics", None),
+    ])
+    (s1, filtered), (s2, scores), (s3, bound), (s4, again), (s5, metrics) = results
+    assert s1 == s2 == s3 == s4 == s5 == 200
+    assert filtered == {"Nodes": None, "NodeNames": ["n1"], "Error": "", "FailedNodes": {},
+                        "FailedAndUnresolvableNodes": {"n2": "stretto: pod needs 2 GPUs, node has 1"}}
+    assert [s["Host"] for s in scores] == ["n1", "n2"]
+    assert scores[1]["Score"] == 0 and 0 < scores[0]["Score"] <= 10
+    assert bound == {"Error": ""} and "already holds a booking" in again["Error"]
+    assert len(binder.bound) == 1
+    assert 'stretto_extender_requests_total{result="ok",verb="filter"} 1.0' in metrics
+    assert 'stretto_extender_request_duration_seconds_count{verb="bind"} 2.0' in metrics
+    assert 'stretto_extender_binds_total{gpu_mode="whole"} 1.0' in metrics
+    assert 'stretto_extender_bind_failures_total{reason="no_fit"} 1.0' in metrics
+
+
+@pytest.mark.parametrize(("ready", "want_status"), [(True, 200), (False, 503)])
+def test_health_and_readiness(ready, want_status):
+    [(health, _), (readiness, _), (status, result)], _ = run(
+        [("GET", "/healthz", None), ("GET", "/readyz", None),
+         ("POST", "/filter", {"Pod": POD, "NodeNames": []})],
+        ready=ready,
+    )
+    assert health == 200 and readiness == want_status
+    assert status == 200 and (result["Error"] == "") == ready
+
+
+def test_wrong_method_and_path_are_http_errors_not_crashes():
+    [(get_filter, _), (nowhere, _)], _ = run([("GET", "/filter", None), ("POST", "/nowhere", {})])
+    assert (get_filter, nowhere) == (405, 404)
