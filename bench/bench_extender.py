@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+
 from stretto.scheduler.cluster_cache import ClusterCache, node_capacity
 from stretto.scheduler.demand import pod_demand
 from stretto.scheduler.extender import Extender

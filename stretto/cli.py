@@ -12,6 +12,7 @@ _SUBCOMMAND_MODULES = (
     "stretto.devcluster.demo",
     "stretto.operator.command",
     "stretto.scheduler.command",
+    "stretto.sim.command",
 )
 
 

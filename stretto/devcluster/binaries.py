@@ -1,7 +1,8 @@
 """Build the control-plane binaries from pinned Go modules, once, and cache them by version.
 
 The pins are the wrapper modules in `gomod/` (go.mod + go.sum, checked in): Kubernetes 1.36.3
-(kube-apiserver, kube-controller-manager, kube-scheduler), etcd 3.6.14 and kwok 0.8.0. The cache key
+(kube-apiserver, kube-controller-manager, kube-scheduler, and kubectl for users of the dev cluster),
+etcd 3.6.14 and kwok 0.8.0. The cache key
 hashes the pins, the Go version and the build flags, so a new pin or toolchain builds anew and an old
 cache entry is never mistaken for a new one. Builds go to a temporary directory and are renamed into
 place at the end, under a file lock, so a killed build never leaves a half-filled cache entry.
@@ -63,6 +64,10 @@ class Binaries:
         return self.directory / "kube-scheduler"
 
     @property
+    def kubectl(self) -> Path:
+        return self.directory / "kubectl"
+
+    @property
     def kwok(self) -> Path:
         return self.directory / "kwok"
 
@@ -72,7 +77,8 @@ class Binaries:
         return self.directory / "kwok-stages.yaml"
 
     def all_present(self) -> bool:
-        paths = (self.etcd, self.kube_apiserver, self.kube_controller_manager, self.kube_scheduler, self.kwok)
+        paths = (self.etcd, self.kube_apiserver, self.kube_controller_manager, self.kube_scheduler,
+                 self.kubectl, self.kwok)
         return all(p.is_file() and os.access(p, os.X_OK) for p in paths) and self.kwok_stages.is_file()
 
 
@@ -215,8 +221,8 @@ def build_binaries(progress: Progress = print) -> Binaries:
             _run_go(
                 ["build", "-v", "-pgo=off", "-ldflags", _ldflags(), "-o", f"{out}/",
                  "k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager",
-                 "k8s.io/kubernetes/cmd/kube-scheduler"],
-                kubernetes, "kube-apiserver, kube-controller-manager, kube-scheduler", progress,
+                 "k8s.io/kubernetes/cmd/kube-scheduler", "k8s.io/kubernetes/cmd/kubectl"],
+                kubernetes, "kube-apiserver, kube-controller-manager, kube-scheduler, kubectl", progress,
             )
             etcd = _copy_module("etcd", scratch)
             _run_go(["mod", "download"], etcd, "etcd modules", progress)

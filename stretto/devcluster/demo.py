@@ -8,6 +8,7 @@ where each worker lands (node, GPU ids) until all are Running.
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 import urllib.request
 from pathlib import Path
@@ -19,7 +20,7 @@ from rich.live import Live
 from rich.table import Table
 
 from stretto import contracts
-from stretto.devcluster.binaries import BuildFailed, PrerequisiteMissing
+from stretto.devcluster.binaries import BuildFailed, PrerequisiteMissing, build_binaries
 from stretto.devcluster.cluster import ClusterError, DevCluster
 from stretto.devcluster.rest import RestClient
 
@@ -127,9 +128,10 @@ def run(args: argparse.Namespace) -> int:
                       f"logs: {cluster.log_dir}")
         return 1
     console.print("\n[green]All workers are Running.[/green] The cluster keeps running. To look around:")
+    kubectl = "kubectl" if shutil.which("kubectl") else str(build_binaries(lambda _msg: None).kubectl)
     console.print(f"  export KUBECONFIG={state.kubeconfig}")
-    console.print(f"  kubectl get trainingjobs -n {DEMO_NAMESPACE}        # or: kubectl get tj -A")
-    console.print(f"  kubectl get pods -n {DEMO_NAMESPACE} -o wide")
+    console.print(f"  {kubectl} get trainingjobs -n {DEMO_NAMESPACE}        # or: get tj -A")
+    console.print(f"  {kubectl} get pods -n {DEMO_NAMESPACE} -o wide")
     console.print(f"Logs: {cluster.log_dir}")
     console.print("To stop it: make demo-down   (or: stretto dev-cluster down)")
     return 0

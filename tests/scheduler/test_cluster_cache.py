@@ -3,11 +3,11 @@ import threading
 from collections import Counter
 
 import pytest
+
+from stretto import contracts
 from stretto.scheduler.cluster_cache import ClusterCache, NodeCapacity, ReservationError, node_capacity
 from stretto.scheduler.model import DEFAULT_GPU_MEMORY_MIB, MIB, Booking, BookingState, PodDemand, ShareSpec
 from stretto.scheduler.testing import make_node
-
-from stretto import contracts
 
 GIB = 2**30
 

@@ -1,6 +1,7 @@
 import argparse
 
 import pytest
+
 from stretto.scheduler import command
 from stretto.scheduler.kube_api import KubeAPIError
 

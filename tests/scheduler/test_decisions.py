@@ -1,4 +1,5 @@
 import pytest
+
 from stretto.scheduler import decisions
 from stretto.scheduler.cluster_cache import NodeCapacity, build_view
 from stretto.scheduler.model import MIB, Booking, PodDemand, ShareSpec

@@ -1,9 +1,9 @@
 import pytest
+
+from stretto import contracts
 from stretto.scheduler.demand import MalformedPod, pod_booking, pod_demand
 from stretto.scheduler.model import ShareSpec
 from stretto.scheduler.testing import make_pod, share_annotations
-
-from stretto import contracts
 
 GIB = 2**30
 

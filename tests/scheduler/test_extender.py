@@ -1,6 +1,8 @@
 import threading
 
 import pytest
+
+from stretto import contracts
 from stretto.scheduler.binder import BindError, annotation_patch, binding_body
 from stretto.scheduler.cluster_cache import ClusterCache, node_capacity
 from stretto.scheduler.demand import pod_demand
@@ -9,8 +11,6 @@ from stretto.scheduler.metrics import ExtenderMetrics
 from stretto.scheduler.model import BookingState
 from stretto.scheduler.testing import RecordingBinder, make_node, make_pod, share_annotations
 from stretto.scheduler.wire import ExtenderArgs, ExtenderBindingArgs
-
-from stretto import contracts
 
 GIB = 2**30
 

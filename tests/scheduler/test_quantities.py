@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 import pytest
+
 from stretto.scheduler.quantities import parse_quantity, to_millis, to_units
 
 

@@ -5,6 +5,7 @@ import json
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+
 from stretto.scheduler.cluster_cache import ClusterCache, node_capacity
 from stretto.scheduler.extender import Extender
 from stretto.scheduler.metrics import ExtenderMetrics

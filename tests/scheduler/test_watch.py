@@ -4,12 +4,11 @@ the real API server is exercised by the lead's integration tests)."""
 import threading
 import time
 
+from stretto import contracts
 from stretto.scheduler.cluster_cache import ClusterCache
 from stretto.scheduler.kube_api import KubeAPIError
 from stretto.scheduler.testing import make_node, make_pod
 from stretto.scheduler.watch import NODES_PATH, PODS_PATH, CacheFeeder
-
-from stretto import contracts
 
 
 class ScriptedAPI:

@@ -1,0 +1,131 @@
+"""`synergy-tune`: Synergy's heuristic — ideal demand, else proportional, else revert peers.
+
+Per job, in the policy's order:
+1. place it at its ideal CPU and memory if that fits;
+2. else, if the ideal is above the proportional share in any dimension, lower those
+   dimensions to the proportional share and try again;
+3. else free room on nodes that have free GPUs by reverting jobs placed earlier this round to
+   at most their proportional share. Nodes are tried as Synergy does (for a gang, a node with
+   enough free GPUs if one exists, best fit; else nodes with the fewest free GPUs first); on a
+   node the peers are walked by (fewest nodes spanned, most CPU per GPU, most memory per GPU),
+   and a peer is reverted when its excess over proportional covers a dimension of the remaining
+   shortfall, stopping as soon as everything is covered;
+4. place the job at the lowered demand: it now fits, since every job on those nodes is at most
+   at its proportional share.
+Reverting only ever lowers a peer's CPU or memory (a peer below proportional in a dimension
+keeps its amount), so it never needs room it does not have.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from stretto.core.decisions import Placement, ShareRequest, Shares
+from stretto.core.packers.node_ledger import EPS, NodeLedger
+from stretto.core.packers.ordered_placement import place_in_order
+from stretto.core.packers.synergy_greedy import place_ideally
+from stretto.core.packers.worker_demand import exceeds_proportional, lowered_demand
+from stretto.core.snapshots import ClusterSnapshot, JobState
+
+NAME = "synergy-tune"
+NO_ROOM = "no node set has room even after reverting peers to their proportional share"
+
+
+class SynergyTuneArgs(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+ARGS = SynergyTuneArgs
+
+
+def _excess(ledger: NodeLedger, job_id: str, node: int) -> tuple[float, float]:
+    c = m = 0.0
+    for w in ledger.placed[job_id]:
+        if w.node == node:
+            g = len(w.gpu_indices)
+            c += max(0.0, w.cpus - ledger.cpu_per_gpu[node] * g)
+            m += max(0.0, w.memory_gib - ledger.memory_per_gpu[node] * g)
+    return c, m
+
+
+def _revert_on_node(ledger: NodeLedger, node: int, need_cpus: float, need_memory: float) -> None:
+    """Revert peers on `node` until it has `need_cpus` and `need_memory` free (or no peer is left)."""
+
+    def walk_key(job_id: str) -> tuple[float, ...]:
+        workers = ledger.placed[job_id]
+        spans = len({w.node for w in workers})
+        gpus = sum(len(w.gpu_indices) for w in workers)
+        return (spans, -sum(w.cpus for w in workers) / gpus, -sum(w.memory_gib for w in workers) / gpus)
+
+    def shortfall() -> tuple[float, float]:
+        return (
+            max(0.0, need_cpus - ledger.free_cpus[node]),
+            max(0.0, need_memory - ledger.free_memory[node]),
+        )
+
+    peers = sorted(ledger.jobs_on_node[node], key=walk_key)
+    for job_id in peers:
+        short_c, short_m = shortfall()
+        if short_c <= EPS and short_m <= EPS:
+            return
+        ex_c, ex_m = _excess(ledger, job_id, node)
+        if (short_c > EPS and ex_c + EPS >= short_c) or (short_m > EPS and ex_m + EPS >= short_m):
+            ledger.shrink(job_id, cpus_per_gpu=ledger.cpu_per_gpu, memory_per_gpu=ledger.memory_per_gpu)
+    # Synergy's guarantee: if the walk did not cover the shortfall, every peer goes to proportional.
+    short_c, short_m = shortfall()
+    if short_c > EPS or short_m > EPS:
+        for job_id in peers:
+            ledger.shrink(job_id, cpus_per_gpu=ledger.cpu_per_gpu, memory_per_gpu=ledger.memory_per_gpu)
+
+
+def place_tuned(job: JobState, request: ShareRequest, ledger: NodeLedger) -> str | None:
+    # 1. Ideal demand.
+    if place_ideally(job, request, ledger) is None:
+        return None
+    gpw = job.gpus_per_worker
+    workers = request.gpus // gpw
+    cpus, memory = lowered_demand(job, ledger)
+    # 2. Lowered to proportional where it was above.
+    if exceeds_proportional(job, ledger):
+        plan = ledger.find(workers=workers, gpus_per_worker=gpw, cpus=cpus, memory=memory)
+        if plan is not None:
+            ledger.commit(job.job_id, plan, gpus_per_worker=gpw, cpus=cpus, memory=memory)
+            return None
+    # 3. Revert peers on the nodes the job's GPUs will come from.
+    slots = ledger.free_gpus // gpw
+    single = np.flatnonzero(slots >= workers)
+    if single.size:
+        node = int(single[np.lexsort((single, ledger.free_gpus[single]))[0]])
+        _revert_on_node(ledger, node, workers * cpus[node], workers * memory[node])
+    else:
+        nodes = np.flatnonzero(slots >= 1)
+        left = workers
+        for node in nodes[np.lexsort((nodes, ledger.free_gpus[nodes]))]:
+            take = int(min(left, slots[node]))
+            _revert_on_node(ledger, int(node), take * cpus[node], take * memory[node])
+            left -= take
+            if left == 0:
+                break
+    # 4. Lowered demand again; it fits unless the nodes hold peers below proportional elsewhere.
+    plan = ledger.find(workers=workers, gpus_per_worker=gpw, cpus=cpus, memory=memory)
+    if plan is None:
+        return NO_ROOM
+    ledger.commit(job.job_id, plan, gpus_per_worker=gpw, cpus=cpus, memory=memory)
+    return None
+
+
+class SynergyTunePacker:
+    name: ClassVar[str] = NAME
+
+    def __init__(self, args: SynergyTuneArgs) -> None:
+        self.args = args
+
+    def pack(self, snapshot: ClusterSnapshot, shares: Shares) -> Placement:
+        return place_in_order(snapshot, shares, place_tuned)[1]
+
+
+def build(args: SynergyTuneArgs) -> SynergyTunePacker:
+    return SynergyTunePacker(args)

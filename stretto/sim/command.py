@@ -1,0 +1,244 @@
+"""`stretto simulate`: run every policy × packer combination on a workload and compare them.
+
+Writes results.json, one CSV of per-job outcomes per combination, and PNG plots to --out.
+Peer formats bring their simulators' conventions unless overridden: Synergy's CSV rounds of
+300 s with completions counted at the round end; Shockwave's traces rounds of 120 s and a 20 s
+restore overhead; and the peer's profiles are read from the file's folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stretto.core.profile_loading import load_profile_book
+from stretto.core.profiles import ProfileBook
+from stretto.core.registries import PluginSpec
+from stretto.core.rounds import RoundConfig, build_plugins
+from stretto.sim.clusters import ClusterSpecError, parse_cluster_spec
+from stretto.sim.generators import GENERATOR_PREFIXES, generate_from_spec
+from stretto.sim.metrics import Summary, rhos, summarise
+from stretto.sim.simulator import SimulationConfig, SimulationResult, Simulator
+from stretto.sim.workloads import WorkloadError, WorkloadJob, read_workload
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("simulate", help="simulate policies × packers on a workload and compare them")
+    p.add_argument(
+        "--workload",
+        required=True,
+        help="JSON-lines workload, Synergy .csv, Shockwave .trace/.jobs.jsonl, or a generator: "
+        "synergy:jobs=100,jobs_per_hour=9 | shockwave:jobs=120,mean_interarrival_s=40",
+    )
+    p.add_argument("--cluster", required=True, help="NxG[,cpus=C][,memory=M] (e.g. 4x8,cpus=24,memory=500Gi) or a file")
+    p.add_argument("--policy", default="fifo", help="policy name(s), comma-separated")
+    p.add_argument("--packer", default="proportional", help="packer name(s), comma-separated")
+    p.add_argument("--predictor", default="planned-schedule", help="predictor name")
+    p.add_argument(
+        "--profiles",
+        type=Path,
+        default=None,
+        help="profile file or folder (default: the peer's beside a peer trace, else the built-ins)",
+    )
+    p.add_argument(
+        "--round-seconds",
+        type=float,
+        default=None,
+        help="round length (default 300; 120 for Shockwave traces)",
+    )
+    p.add_argument(
+        "--restore-overhead",
+        type=float,
+        default=None,
+        help="seconds a job loses when it restarts (default 0; 20 for Shockwave traces)",
+    )
+    p.add_argument(
+        "--finish-at-round-end",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="count completions at the end of their round (default: only for Synergy traces)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for generated workloads")
+    p.add_argument("--out", type=Path, default=None, help="folder for results.json, per-job CSVs and plots")
+    p.set_defaults(func=run)
+
+
+def _default_profiles(workload: str) -> Path | None:
+    path = Path(workload)
+    if path.name.endswith(".csv") and (path.parent / "model_profiles.json").exists():
+        return path.parent / "model_profiles.json"
+    if path.name.endswith((".trace", ".jobs.jsonl")):
+        for folder in (path.parent, path.parent.parent):
+            if (folder / "tacc_throughputs.json").exists():
+                return folder / "tacc_throughputs.json"
+    return None
+
+
+def _conventions(workload: str, args: argparse.Namespace) -> SimulationConfig:
+    name = Path(workload).name
+    shockwave = name.endswith((".trace", ".jobs.jsonl")) or workload.startswith("shockwave:")
+    synergy = name.endswith(".csv")
+    return SimulationConfig(
+        round_seconds=args.round_seconds if args.round_seconds is not None else (120.0 if shockwave else 300.0),
+        restore_overhead_s=args.restore_overhead if args.restore_overhead is not None else (20.0 if shockwave else 0.0),
+        finish_at_round_end=args.finish_at_round_end if args.finish_at_round_end is not None else synergy,
+    )
+
+
+def load_workload(spec: str, profiles_path: Path | None, seed: int) -> tuple[list[WorkloadJob], ProfileBook]:
+    if spec.split(":", 1)[0] in GENERATOR_PREFIXES:
+        book = load_profile_book(profiles_path)
+        return generate_from_spec(spec, profiles=book, seed=seed), book
+    book = load_profile_book(profiles_path or _default_profiles(spec))
+    return read_workload(Path(spec), book), book
+
+
+def write_job_csv(result: SimulationResult, path: Path) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(
+            [
+                "job_id",
+                "model",
+                "gpus",
+                "arrival_s",
+                "first_start_s",
+                "finish_s",
+                "jct_s",
+                "isolated_s",
+                "rho",
+                "attained_gpu_seconds",
+            ]
+        )
+        for o, rho in zip(result.outcomes, rhos(result), strict=True):
+            w.writerow(
+                [
+                    o.job_id,
+                    o.model,
+                    o.gpus,
+                    f"{o.arrival_s:.3f}",
+                    f"{o.first_start_s:.3f}",
+                    f"{o.finish_s:.3f}",
+                    f"{o.jct_s:.3f}",
+                    f"{o.isolated_s:.3f}",
+                    f"{rho:.4f}",
+                    f"{o.attained_gpu_seconds:.1f}",
+                ]
+            )
+
+
+def _table(rows: list[tuple[str, str, Summary]]) -> Table:
+    table = Table(title="stretto simulate")
+    for column in (
+        "policy",
+        "packer",
+        "makespan h",
+        "avg JCT h",
+        "median JCT h",
+        "p99 JCT h",
+        "worst ρ",
+        "unfair %",
+        "GPU util",
+        "solver p99 s",
+    ):
+        table.add_column(column, justify="left" if column in ("policy", "packer") else "right")
+    for policy, packer, s in rows:
+        table.add_row(
+            policy,
+            packer,
+            f"{s.makespan_s / 3600:.2f}",
+            f"{s.avg_jct_s / 3600:.2f}",
+            f"{s.median_jct_s / 3600:.2f}",
+            f"{s.p99_jct_s / 3600:.2f}",
+            f"{s.worst_rho:.2f}",
+            f"{100 * s.unfair_fraction:.1f}",
+            f"{100 * s.gpu_utilisation:.0f}%",
+            f"{s.solver_p99_s:.3f}",
+        )
+    return table
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    err = Console(stderr=True)
+    try:
+        nodes = parse_cluster_spec(args.cluster)
+        workload, book = load_workload(args.workload, args.profiles, args.seed)
+        config = _conventions(args.workload, args)
+        combos = [(p.strip(), k.strip()) for p in args.policy.split(",") for k in args.packer.split(",")]
+        plugins = {
+            c: build_plugins(
+                RoundConfig(
+                    predictor=PluginSpec(name=args.predictor),
+                    policy=PluginSpec(name=c[0]),
+                    packer=PluginSpec(name=c[1]),
+                )
+            )
+            for c in combos
+        }
+        sims = {
+            c: Simulator(workload=workload, nodes=nodes, profiles=book, plugins=plugins[c], config=config)
+            for c in combos
+        }
+    except (ValueError, KeyError, OSError, ClusterSpecError, WorkloadError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        return 2
+    results: dict[tuple[str, str], SimulationResult] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} jobs"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
+    ) as progress:
+        for combo, sim in sims.items():
+            task = progress.add_task(f"{combo[0]} × {combo[1]}", total=len(workload))
+            results[combo] = sim.run(lambda _t, done, _n, task=task: progress.update(task, completed=done))
+    rows = [(p, k, summarise(r)) for (p, k), r in results.items()]
+    console.print(_table(rows))
+    if args.out is not None:
+        out: Path = args.out
+        out.mkdir(parents=True, exist_ok=True)
+        records = []
+        for policy, packer, s in rows:
+            records.append(
+                {
+                    "policy": policy,
+                    "packer": packer,
+                    "predictor": args.predictor,
+                    **asdict(s),
+                    "round_seconds": config.round_seconds,
+                    "restore_overhead_s": config.restore_overhead_s,
+                    "jobs": len(workload),
+                    "gpus": sum(n.gpus for n in nodes),
+                }
+            )
+            write_job_csv(results[(policy, packer)], out / f"jobs_{policy}_{packer}.csv")
+        (out / "results.json").write_text(json.dumps(records, indent=2) + "\n")
+        from stretto.sim.plots import write_plots
+
+        write_plots({f"{p} × {k}": r for (p, k), r in results.items()}, out)
+        console.print(f"wrote {out}/results.json, {len(rows)} per-job CSVs and 3 plots")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (the project CLI calls `register`)."""
+    parser = argparse.ArgumentParser(prog="stretto")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""The simulator: a virtual clock that feeds snapshots to the very round the operator runs.
+
+Events sit in a heap ordered (time, kind, sequence): arrivals before the round at the same
+instant, ties by workload order, so a run is a deterministic function of its inputs. Every
+`round_seconds` the simulator builds a `ClusterSnapshot`, calls `run_round`, and advances each
+allocated job through its epochs at the job model's throughput for the CPU and memory it got,
+switching batch size at epoch boundaries. A job that did not run the previous round first pays
+`restore_overhead_s` (checkpoint restore; Shockwave charges 20 s). GPUs freed by a job that
+finishes mid-round stay idle until the next round, as in both peers' simulators.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stretto.core.decisions import RoundDecision
+from stretto.core.epoch_schedules import Schedule, batch_size_at, samples_by_batch_size, seconds_for
+from stretto.core.profiles import ProfileBook
+from stretto.core.rounds import RoundPlugins, run_round
+from stretto.core.snapshots import (
+    EMPTY_STATE,
+    ClusterSnapshot,
+    JobAllocation,
+    JobState,
+    NodeState,
+    PolicyState,
+)
+from stretto.sim.batch_schedules import schedule_for
+from stretto.sim.workloads import WorkloadError, WorkloadJob
+
+ARRIVAL, ROUND = 0, 1
+DONE_TOLERANCE = 1e-9
+
+
+class SimulationConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    round_seconds: float = Field(300.0, gt=0, description="length of a round, seconds")
+    restore_overhead_s: float = Field(0.0, ge=0, description="seconds lost by a job that did not run last round")
+    finish_at_round_end: bool = Field(False, description="record completions at the end of the round (Synergy)")
+    max_simulated_s: float = Field(1e8, gt=0, description="stop (with an error) past this virtual time")
+
+
+@dataclass(slots=True)
+class JobProgress:
+    """The simulator's mutable record of one job; frozen into a `JobState` each round."""
+
+    spec: WorkloadJob
+    schedule: Schedule
+    total_samples: float
+    samples_per_epoch: float
+    samples_done: float = 0.0
+    attained_gpu_seconds: float = 0.0
+    run_seconds: float = 0.0
+    first_start_s: float | None = None
+    last_run_end_s: float | None = None
+    finish_s: float | None = None
+    history: list[tuple[int, int]] = field(default_factory=list)
+
+    def epoch(self) -> int:
+        return int((self.samples_done + DONE_TOLERANCE) // self.samples_per_epoch)
+
+    def batch_size(self) -> int:
+        return batch_size_at(self.schedule, self.epoch(), self.spec.batch_size)
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    job_id: str
+    model: str
+    gpus: int
+    arrival_s: float
+    first_start_s: float
+    finish_s: float
+    isolated_s: float
+    attained_gpu_seconds: float
+
+    @property
+    def jct_s(self) -> float:
+        return self.finish_s - self.arrival_s
+
+
+@dataclass(frozen=True, slots=True)
+class RoundRecord:
+    time_s: float
+    active_jobs: int
+    running_jobs: int
+    gpu_utilisation: float
+    cpu_utilisation: float
+    memory_utilisation: float
+    solver_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    outcomes: tuple[JobOutcome, ...]
+    rounds: tuple[RoundRecord, ...]
+    total_gpus: int
+
+
+ProgressFn = Callable[[float, int, int], None]  # (virtual time, jobs finished, jobs in all)
+
+
+def isolated_seconds(progress: JobProgress, profiles: ProfileBook) -> float:
+    """The job alone on its requested GPUs at the GPU-proportional share, no overheads."""
+    samples = samples_by_batch_size(
+        progress.schedule,
+        samples_per_epoch=progress.samples_per_epoch,
+        start_sample=0.0,
+        end_sample=progress.total_samples,
+        default_batch_size=progress.spec.batch_size,
+    )
+    return seconds_for(profiles.get(progress.spec.model), samples, gpus=progress.spec.max_gpus)
+
+
+class Simulator:
+    def __init__(
+        self,
+        *,
+        workload: Sequence[WorkloadJob],
+        nodes: tuple[NodeState, ...],
+        profiles: ProfileBook,
+        plugins: RoundPlugins,
+        config: SimulationConfig,
+    ) -> None:
+        self.nodes = nodes
+        self.profiles = profiles
+        self.plugins = plugins
+        self.config = config
+        self.total_gpus = sum(n.gpus for n in nodes)
+        largest_node = max(n.gpus for n in nodes)
+        self.jobs: list[JobProgress] = []
+        for number, spec in enumerate(workload, start=1):
+            if spec.workers.min * spec.gpus_per_worker > self.total_gpus or spec.gpus_per_worker > largest_node:
+                raise WorkloadError(f"job {number} ({spec.id}): field 'workers': needs more GPUs than the cluster has")
+            profile = profiles.get(spec.model)
+            per_epoch = spec.samples_per_epoch or profile.samples_per_epoch
+            if per_epoch is None:
+                raise WorkloadError(
+                    f"job {number} ({spec.id}): field 'samples_per_epoch': required, "
+                    f"profile {spec.model!r} has no dataset size"
+                )
+            epochs = math.ceil(spec.epochs - 1e-9)
+            schedule = spec.adaptation.schedule or schedule_for(
+                spec.adaptation.mode,
+                epochs=epochs,
+                initial=spec.batch_size,
+                batch_sizes=spec.adaptation.batch_sizes,
+            )
+            self.jobs.append(JobProgress(spec, schedule, spec.epochs * per_epoch, float(per_epoch)))
+
+    # -- one round ----------------------------------------------------------------------------
+    def _snapshot(
+        self,
+        now: float,
+        index: int,
+        active: list[JobProgress],
+        previous: dict[str, JobAllocation],
+        policy_state: PolicyState,
+        seen: int,
+    ) -> ClusterSnapshot:
+        states = tuple(
+            JobState(
+                job_id=p.spec.id,
+                model=p.spec.model,
+                profile=self.profiles.get(p.spec.model),
+                arrival_s=p.spec.arrival_s,
+                total_samples=p.total_samples,
+                samples_per_epoch=p.samples_per_epoch,
+                batch_size=p.batch_size(),
+                samples_done=p.samples_done,
+                min_workers=p.spec.workers.min,
+                max_workers=p.spec.workers.max,
+                gpus_per_worker=p.spec.gpus_per_worker,
+                tenant=p.spec.tenant,
+                weight=p.spec.weight,
+                adaptation=p.spec.adaptation.mode,
+                attained_gpu_seconds=p.attained_gpu_seconds,
+                run_seconds=p.run_seconds,
+                first_start_s=p.first_start_s,
+                last_run_end_s=p.last_run_end_s,
+                batch_size_history=tuple(p.history),
+                planned_batch_sizes=tuple(p.schedule),
+            )
+            for p in active
+        )
+        return ClusterSnapshot(
+            now_s=now,
+            round_index=index,
+            round_seconds=self.config.round_seconds,
+            jobs=states,
+            nodes=self.nodes,
+            previous=MappingProxyType(dict(previous)),
+            policy_state=policy_state,
+            total_jobs_seen=seen,
+        )
+
+    def _advance(self, p: JobProgress, allocation: JobAllocation, start: float, ran_last_round: bool) -> None:
+        """Run one job for one round on its allocation."""
+        length = self.config.round_seconds
+        profile = self.profiles.get(p.spec.model)
+        cpu, mem, gpus = allocation.cpu_per_gpu, allocation.memory_gib_per_gpu, allocation.gpus
+        t = 0.0 if ran_last_round else min(self.config.restore_overhead_s, length)
+        while t < length and p.total_samples - p.samples_done > DONE_TOLERANCE * p.total_samples:
+            epoch = p.epoch()
+            batch = batch_size_at(p.schedule, epoch, p.spec.batch_size)
+            if not p.history or p.history[-1][1] != batch:
+                p.history.append((epoch, batch))
+            rate = profile.throughput(batch, gpus, cpu, mem)
+            if rate <= 0:
+                break
+            epoch_end = min((epoch + 1) * p.samples_per_epoch, p.total_samples)
+            needed = (epoch_end - p.samples_done) / rate
+            if t + needed <= length:
+                p.samples_done, t = epoch_end, t + needed
+            else:
+                p.samples_done += (length - t) * rate
+                t = length
+        held = t if p.total_samples - p.samples_done <= DONE_TOLERANCE * p.total_samples else length
+        p.attained_gpu_seconds += held * gpus
+        p.run_seconds += held
+        p.first_start_s = start if p.first_start_s is None else p.first_start_s
+        p.last_run_end_s = start + held
+        if p.total_samples - p.samples_done <= DONE_TOLERANCE * p.total_samples:
+            p.samples_done = p.total_samples
+            p.finish_s = start + (length if self.config.finish_at_round_end else held)
+
+    # -- the event loop -----------------------------------------------------------------------
+    def run(self, progress: ProgressFn | None = None) -> SimulationResult:
+        length = self.config.round_seconds
+        events: list[tuple[float, int, int, int]] = []
+        sequence = 0
+        for index, p in enumerate(self.jobs):
+            heapq.heappush(events, (p.spec.arrival_s, ARRIVAL, sequence, index))
+            sequence += 1
+        first_round = math.ceil(min(p.spec.arrival_s for p in self.jobs) / length) * length
+        heapq.heappush(events, (first_round, ROUND, sequence, 0))
+        sequence += 1
+        active: list[JobProgress] = []
+        previous: dict[str, JobAllocation] = {}
+        policy_state: PolicyState = EMPTY_STATE
+        rounds: list[RoundRecord] = []
+        finished = seen = round_index = 0
+        totals = (self.total_gpus, sum(n.cpus for n in self.nodes), sum(n.memory_gib for n in self.nodes))
+        while events:
+            now, kind, _, index = heapq.heappop(events)
+            if now > self.config.max_simulated_s:
+                raise RuntimeError(f"simulation passed {self.config.max_simulated_s} s with {len(active)} jobs left")
+            if kind == ARRIVAL:
+                active.append(self.jobs[index])
+                seen += 1
+                continue
+            if active:
+                decision = run_round(
+                    self._snapshot(now, round_index, active, previous, policy_state, seen), self.plugins
+                )
+                rounds.append(self._record(now, len(active), decision, totals))
+                by_id = {p.spec.id: p for p in active}
+                for job_id, allocation in decision.allocations.items():
+                    self._advance(by_id[job_id], allocation, now, job_id in previous)
+                previous = dict(decision.allocations)
+                policy_state = decision.policy_state
+                still = [p for p in active if p.finish_s is None]
+                finished += len(active) - len(still)
+                active = still
+                round_index += 1
+                if progress is not None:
+                    progress(now + length, finished, len(self.jobs))
+            else:
+                previous = {}
+            if active or any(k == ARRIVAL for _, k, _, _ in events):
+                next_round = now + length
+                if not active:
+                    next_round = max(
+                        next_round,
+                        math.ceil(min(t for t, k, _, _ in events if k == ARRIVAL) / length) * length,
+                    )
+                heapq.heappush(events, (next_round, ROUND, sequence, 0))
+                sequence += 1
+        outcomes = tuple(
+            JobOutcome(
+                p.spec.id,
+                p.spec.model,
+                p.spec.max_gpus,
+                p.spec.arrival_s,
+                p.first_start_s or 0.0,
+                p.finish_s or 0.0,
+                isolated_seconds(p, self.profiles),
+                p.attained_gpu_seconds,
+            )
+            for p in self.jobs
+        )
+        return SimulationResult(outcomes, tuple(rounds), self.total_gpus)
+
+    @staticmethod
+    def _record(now: float, active: int, decision: RoundDecision, totals: tuple[float, float, float]) -> RoundRecord:
+        allocations = decision.allocations.values()
+        gpus = sum(a.gpus for a in allocations)
+        cpus = sum(a.cpus for a in allocations)
+        memory = sum(a.memory_gib for a in allocations)
+        return RoundRecord(
+            now,
+            active,
+            len(decision.allocations),
+            gpus / totals[0],
+            cpus / totals[1],
+            memory / totals[2],
+            decision.timings.total_s,
+        )

@@ -1,0 +1,134 @@
+"""Workloads: Stretto's neutral JSON-lines format, and reading any supported format by file name.
+
+One job per line, a JSON object with these fields (unknown fields are an error):
+
+    id            string, unique
+    arrival_s     seconds from the start of the trace, ≥ 0
+    model         profile name (see --profiles)
+    batch_size    initial batch size
+    epochs        epochs of training (may be fractional)
+    samples_per_epoch   optional; default: the profile's dataset size
+    workers       {"min": 1, "max": 1}: elastic range (min == max is rigid)
+    gpus_per_worker     default 1
+    tenant        default "" (the job is its own fairness principal)
+    weight        default 1
+    adaptation    {"mode": "none"|"gns"|"accordion", "schedule": [[first_epoch, batch], ...],
+                   "batch_sizes": [...]}: an explicit schedule, or a generated GNS/Accordion
+                   pattern up to the largest of batch_sizes
+
+Blank lines and lines starting with `#` are skipped. Errors name the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from stretto.core.profiles import ProfileBook
+from stretto.core.snapshots import AdaptationMode
+
+
+class WorkloadError(ValueError):
+    pass
+
+
+class WorkersSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    min: int = Field(1, ge=1)
+    max: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WorkersSpec:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class AdaptationSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    mode: AdaptationMode = AdaptationMode.NONE
+    schedule: tuple[tuple[int, int], ...] = ()
+    batch_sizes: tuple[int, ...] = ()
+
+    @model_validator(mode="after")
+    def _sorted(self) -> AdaptationSpec:
+        epochs = [e for e, _ in self.schedule]
+        if epochs != sorted(epochs) or any(e < 0 for e in epochs) or any(b <= 0 for _, b in self.schedule):
+            raise ValueError("schedule must be [first_epoch, batch_size] pairs, epochs increasing, batch > 0")
+        return self
+
+
+class WorkloadJob(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: str = Field(min_length=1)
+    arrival_s: float = Field(ge=0)
+    model: str = Field(min_length=1)
+    batch_size: int = Field(gt=0)
+    epochs: float = Field(gt=0)
+    samples_per_epoch: int | None = Field(None, gt=0)
+    workers: WorkersSpec = WorkersSpec()
+    gpus_per_worker: int = Field(1, ge=1)
+    tenant: str = ""
+    weight: float = Field(1.0, gt=0)
+    adaptation: AdaptationSpec = AdaptationSpec()
+
+    @property
+    def max_gpus(self) -> int:
+        return self.workers.max * self.gpus_per_worker
+
+
+def format_validation_error(err: ValidationError) -> str:
+    return "; ".join(f"field '{'.'.join(str(p) for p in e['loc']) or '(line)'}': {e['msg']}" for e in err.errors())
+
+
+def read_jsonl(path: Path) -> list[WorkloadJob]:
+    jobs: list[WorkloadJob] = []
+    seen: set[str] = set()
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise WorkloadError(f"{path}:{number}: not JSON ({err.msg})") from None
+        try:
+            job = WorkloadJob.model_validate(data)
+        except ValidationError as err:
+            raise WorkloadError(f"{path}:{number}: {format_validation_error(err)}") from None
+        if job.id in seen:
+            raise WorkloadError(f"{path}:{number}: field 'id': duplicate job id {job.id!r}")
+        seen.add(job.id)
+        jobs.append(job)
+    if not jobs:
+        raise WorkloadError(f"{path}: no jobs")
+    return jobs
+
+
+def write_jsonl(jobs: list[WorkloadJob], path: Path) -> None:
+    Path(path).write_text("".join(json.dumps(j.model_dump(mode="json", exclude_defaults=True)) + "\n" for j in jobs))
+
+
+def read_workload(path: Path, profiles: ProfileBook) -> list[WorkloadJob]:
+    """By name: `.csv` Synergy, `.trace` Shockwave/Gavel, `.jobs.jsonl` Shockwave, other `.jsonl` ours."""
+    from stretto.sim import peer_traces
+
+    path = Path(path)
+    if not path.exists():
+        raise WorkloadError(f"{path}: no such file")
+    name = path.name
+    if name.endswith(".csv"):
+        jobs = peer_traces.read_synergy_csv(path, profiles)
+    elif name.endswith(".trace"):
+        jobs = peer_traces.read_shockwave_trace(path, profiles)
+    elif name.endswith(".jobs.jsonl"):
+        jobs = peer_traces.read_shockwave_jobs(path)
+    else:
+        jobs = read_jsonl(path)
+    for number, job in enumerate(jobs, start=1):
+        if job.model not in profiles:
+            raise WorkloadError(
+                f"{path}: job {number} ({job.id}): field 'model': no profile for {job.model!r} in {profiles.source}"
+            )
+    return jobs
