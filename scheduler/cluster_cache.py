@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from stretto import contracts
+from stretto.api.quantity import to_millis, to_units
 
 from . import decisions
 from .model import (
@@ -27,7 +28,6 @@ from .model import (
     NodeView,
     PodDemand,
 )
-from .quantities import to_millis, to_units
 
 log = logging.getLogger(__name__)
 

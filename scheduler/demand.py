@@ -11,9 +11,9 @@ from dataclasses import replace
 from typing import Any
 
 from stretto import contracts
+from stretto.api.quantity import to_millis, to_units
 
 from .model import FULL_UTILIZATION, Booking, PodDemand, ShareSpec
-from .quantities import to_millis, to_units
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 

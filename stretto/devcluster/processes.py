@@ -25,15 +25,20 @@ class ProcessRecord:
     log: str
 
     def alive(self) -> bool:
-        """True while the recorded pid still runs the recorded executable (and is not a zombie)."""
+        """True while the recorded pid runs and is not a zombie, and is still the recorded program.
+
+        An empty command line (a process in the middle of exec, or unreadable for a moment) is not
+        taken as proof of a recycled pid; only a different, non-empty one is.
+        """
         try:
             stat = Path(f"/proc/{self.pid}/stat").read_text()
-            if stat.rsplit(")", 1)[1].split()[0] == "Z":
-                return False
             cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
-        except (FileNotFoundError, ProcessLookupError, IndexError):
+        except (FileNotFoundError, ProcessLookupError):
             return False
-        return any(part.decode(errors="replace") == self.executable for part in cmdline[:3])
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return False
+        arguments = [part.decode(errors="replace") for part in cmdline if part]
+        return not arguments or self.executable in arguments[:3]
 
 
 def free_port() -> int:

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from stretto.scheduler.quantities import parse_quantity, to_millis, to_units
+from stretto.api.quantity import parse_quantity, to_millis, to_units
 
 
 @pytest.mark.parametrize(
