@@ -3,7 +3,8 @@
 pydantic emits JSON Schema with `$ref`s, titles, `anyOf [T, null]` for optional fields and
 `const`/`default` details; a CRD needs a *structural* OpenAPI v3 schema: every node typed, no refs,
 no nulls. `structural_schema` converts one into the other and keeps our `x-kubernetes-*` extensions.
-Run `python -m stretto.api.crd` to rewrite the checked-in manifests/crd/trainingjobs.yaml.
+Run `python -m stretto.api.crd` to rewrite the checked-in manifests/crd/trainingjobs.yaml and the
+Helm chart's copy.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from stretto.api.models import TrainingJobSpec, TrainingJobStatus
 
 _DROP = {"title", "additionalProperties"}
 _KEEP_DEFAULTS_FOR = {"integer", "number", "string", "boolean"}
-CRD_PATH = Path(__file__).resolve().parents[2] / "manifests" / "crd" / "trainingjobs.yaml"
+_ROOT = Path(__file__).resolve().parents[2]
+CRD_PATH = _ROOT / "manifests" / "crd" / "trainingjobs.yaml"
+CHART_CRD_PATH = _ROOT / "charts" / "stretto" / "crds" / "trainingjobs.yaml"  # Helm installs crds/ first
 
 
 def _resolve(node: Any, defs: dict[str, Any]) -> Any:
@@ -126,9 +129,10 @@ def render() -> str:
 
 
 def main() -> int:
-    CRD_PATH.parent.mkdir(parents=True, exist_ok=True)
-    CRD_PATH.write_text(render())
-    print(f"wrote {CRD_PATH}", file=sys.stderr)
+    for path in (CRD_PATH, CHART_CRD_PATH):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render())
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

@@ -87,9 +87,9 @@ def test_quantity_formatting_round_trips():
         parse_quantity("ten gigs")
 
 
-def test_checked_in_crd_matches_the_models():
-    assert crd.CRD_PATH.read_text() == crd.render(), (
-        "manifests/crd/trainingjobs.yaml is stale: run `python -m stretto.api.crd`")
+@pytest.mark.parametrize("path", [crd.CRD_PATH, crd.CHART_CRD_PATH], ids=["manifests", "helm-chart"])
+def test_checked_in_crd_matches_the_models(path):
+    assert path.read_text() == crd.render(), f"{path} is stale: run `python -m stretto.api.crd`"
 
 
 def test_crd_schema_is_structural():
