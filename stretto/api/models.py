@@ -200,8 +200,20 @@ class Allocation(ApiModel):
 class Progress(ApiModel):
     epoch: float = 0
     percent: float = 0
+    samples_done: float = 0
     batch_size: int | None = None
     samples_per_second: float | None = None
+    batch_size_history: list[list[int]] = Field(
+        default_factory=list, description="[first epoch, batch size] pairs, the current one last")
+
+
+class Accounting(ApiModel):
+    """Service the job has received: what fairness policies (LAS, Themis, ...) base decisions on."""
+
+    attained_gpu_seconds: float = 0
+    run_seconds: float = 0
+    first_start: str | None = None
+    last_run_end: str | None = None
 
 
 class Prediction(ApiModel):
@@ -217,6 +229,7 @@ class TrainingJobStatus(ApiModel):
     ready_workers: int = 0
     allocation: Allocation | None = None
     progress: Progress | None = None
+    accounting: Accounting | None = None
     prediction: Prediction | None = None
     message: str | None = None
     observed_generation: int | None = None
