@@ -1,9 +1,10 @@
-"""kopf wiring: watch TrainingJobs and their worker pods, and reconcile level-triggered.
+"""kopf wiring: the round loop, and level-triggered reconciles on TrainingJob and pod events.
 
-No policy lives here. Events (a job or one of its pods changed) and a periodic resync both call the
-same idempotent `reconciler.reconcile`; missing an event, or processing one twice, is harmless. The
-operator adds no finalizer, so deleting a TrainingJob never waits for the operator: its pods and
-Service go through garbage collection of their ownerReferences.
+No policy lives here. The round loop (`round_loop.RoundLoop`) decides every job's plan; events (a
+job or one of its pods changed) call the same idempotent `reconciler.reconcile` against the latest
+plans, and a new or changed job wakes the loop for an early round. Missing an event, or processing
+one twice, is harmless. The operator adds no finalizer, so deleting a TrainingJob never waits for
+the operator: its pods and Service go through garbage collection of their ownerReferences.
 """
 
 from __future__ import annotations
@@ -11,16 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from typing import Any
 
 import kopf
 
 from stretto import contracts
 from stretto.operator import reconciler
+from stretto.operator.round_loop import RoundLoop
 
 log = logging.getLogger(__name__)
-RESYNC_SECONDS = float(os.environ.get("STRETTO_RESYNC_SECONDS", "5"))
 
 
 @kopf.on.startup()
@@ -33,31 +33,27 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
-    memo.resync = asyncio.create_task(_resync_forever())
+    memo.rounds = RoundLoop()
+    memo.round_task = asyncio.create_task(memo.rounds.forever())
 
 
 @kopf.on.cleanup()
-async def stop_resync(memo: kopf.Memo, **_: Any) -> None:
-    task = getattr(memo, "resync", None)
+async def stop_rounds(memo: kopf.Memo, **_: Any) -> None:
+    task = getattr(memo, "round_task", None)
     if task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
 
-async def _resync_forever() -> None:
-    """Reconcile every job periodically: covers restarts, missed events, and pods deleted by hand."""
-    while True:
-        try:
-            for job in await asyncio.to_thread(reconciler.list_jobs):
-                await asyncio.to_thread(reconciler.reconcile, job)
-        except Exception:  # keep the loop alive; the next pass retries
-            log.exception("resync pass failed")
-        await asyncio.sleep(RESYNC_SECONDS)
-
-
 @kopf.on.event(contracts.GROUP, contracts.VERSION, contracts.TRAININGJOB_PLURAL)
-async def on_trainingjob_event(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
+async def on_trainingjob_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    status = body.get("status") or {}
+    new_or_changed = event.get("type") == "ADDED" or status.get("observedGeneration") != body.metadata.get(
+        "generation")
+    rounds = getattr(memo, "rounds", None)
+    if rounds is not None and (new_or_changed or event.get("type") == "DELETED"):
+        rounds.wakeup.set()  # an arrival, a departure or a new spec: decide now, not at the next tick
     if event.get("type") == "DELETED":
         return
     await asyncio.to_thread(reconciler.reconcile, dict(body))

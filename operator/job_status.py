@@ -36,8 +36,12 @@ def _condition(kind: str, ok: bool, reason: str, message: str,
 
 
 def derive_status(desired: int, pods: list[dict[str, Any]], gpus_per_worker: int,
-                  previous_conditions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The `status` patch for a job that should run `desired` workers and has `pods`."""
+                  previous_conditions: list[dict[str, Any]] | None = None,
+                  waiting_reason: str = "") -> dict[str, Any]:
+    """The `status` patch for a job that should run `desired` workers and has `pods`.
+
+    `waiting_reason` is the round's word on why the job runs no or fewer workers than it could.
+    """
     workers = sorted((p for p in pods if worker_index(p) is not None and
                       p.get("metadata", {}).get("deletionTimestamp") is None),
                      key=lambda p: worker_index(p) or 0)
@@ -53,18 +57,28 @@ def derive_status(desired: int, pods: list[dict[str, Any]], gpus_per_worker: int
             unscheduled_message = f"{pod['metadata']['name']}: {scheduled.get('message') or scheduled.get('reason')}"
             break
 
+    had_run = any(previous.get(kind, {}).get("status") == "True" for kind in ("Running", "Suspended", "Scaling"))
     if workers and all(phase == "Succeeded" for phase in phases) and len(workers) >= desired:
         phase, message = "Succeeded", "all workers finished"
+    elif desired == 0 and not workers:
+        phase = "Suspended" if had_run else "Pending"
+        message = waiting_reason or "waiting for GPUs"
     elif any(phase == "Failed" for phase in phases):
         failed = next(p["metadata"]["name"] for p, ph in zip(workers, phases, strict=True) if ph == "Failed")
         phase, message = "Failed", f"worker {failed} failed"
     elif len(ready) >= desired > 0 and len(workers) == desired:
         phase, message = "Running", f"{len(ready)} of {desired} workers running"
+        if waiting_reason:
+            message += f"; {waiting_reason}"
+    elif len(ready) > 0 and len(workers) != desired:
+        phase, message = "Scaling", f"scaling from {len(workers)} to {desired} workers"
     else:
         phase = "Pending"
         message = unscheduled_message or f"{len(bound)} of {desired} workers scheduled, {len(ready)} running"
 
     all_bound = len(bound) >= desired > 0
+    if not unscheduled_message and desired == 0:
+        unscheduled_message = waiting_reason
     conditions = [
         _condition("Scheduled", all_bound, "AllWorkersBound" if all_bound else "Unschedulable"
                    if unscheduled_message else "Waiting",
@@ -72,6 +86,10 @@ def derive_status(desired: int, pods: list[dict[str, Any]], gpus_per_worker: int
                    else unscheduled_message, previous),
         _condition("Running", phase == "Running", "WorkersReady" if phase == "Running" else "NotReady",
                    f"{len(ready)} of {desired} workers ready", previous),
+        _condition("Scaling", phase == "Scaling", "Resizing" if phase == "Scaling" else "Stable",
+                   message if phase == "Scaling" else "", previous),
+        _condition("Suspended", phase == "Suspended", "NoGpusThisRound" if phase == "Suspended" else "NotSuspended",
+                   message if phase == "Suspended" else "", previous),
         _condition("Succeeded", phase == "Succeeded", "Finished" if phase == "Succeeded" else "NotFinished",
                    message if phase == "Succeeded" else "", previous),
         _condition("Failed", phase == "Failed", "WorkerFailed" if phase == "Failed" else "NoFailure",

@@ -13,6 +13,8 @@ from typing import Any
 
 from stretto import contracts
 from stretto.api.models import TrainingJob
+from stretto.api.quantity import format_cpu, parse_quantity
+from stretto.operator.snapshot_builder import JobPlan
 
 RDZV_MAX_RESTARTS = 3
 
@@ -69,8 +71,25 @@ def _share_annotations(job: TrainingJob) -> dict[str, str]:
     }
 
 
-def worker_pod(job_body: dict[str, Any], index: int) -> dict[str, Any]:
-    """The manifest of worker `index` of the TrainingJob whose raw body is `job_body`."""
+def _apply_cpu_and_memory(resources: dict[str, Any], plan: JobPlan | None) -> None:
+    """The round's CPU and memory per worker as requests; a lower limit the user set is raised to match."""
+    if plan is None or plan.cpu_per_worker is None or plan.memory_gib_per_worker is None:
+        return
+    memory_mib = int(plan.memory_gib_per_worker * 1024)
+    planned = {"cpu": format_cpu(plan.cpu_per_worker), "memory": f"{memory_mib}Mi"}
+    requests = resources.setdefault("requests", {})
+    limits = resources.get("limits", {})
+    for name, value in planned.items():
+        requests[name] = value
+        if name in limits and parse_quantity(limits[name]) < parse_quantity(value):
+            limits[name] = value
+
+
+def worker_pod(job_body: dict[str, Any], index: int, plan: JobPlan | None = None) -> dict[str, Any]:
+    """The manifest of worker `index` of the TrainingJob whose raw body is `job_body`.
+
+    `plan` is the latest round's decision for the job: it sets the worker's CPU and memory.
+    """
     job = TrainingJob.model_validate(job_body)
     uid = job_body["metadata"]["uid"]
     template = copy.deepcopy(job_body["spec"]["template"])
@@ -80,12 +99,15 @@ def worker_pod(job_body: dict[str, Any], index: int) -> dict[str, Any]:
     labels = {**(template_meta.get("labels") or {}), **selector_labels(job.name),
               contracts.LABEL_WORKER_INDEX: str(index), contracts.LABEL_MANAGED_BY: contracts.MANAGED_BY}
     annotations = {**(template_meta.get("annotations") or {}), **_share_annotations(job)}
+    if plan is not None:
+        annotations[contracts.ANNOTATION_ROUND] = str(plan.round_index)
 
     containers = spec["containers"]
     worker = containers[0]  # the first container trains; sidecars keep what the user gave them
     resources = worker.setdefault("resources", {})
     limits = resources.setdefault("limits", {})
     limits.update(_gpu_limits(job))
+    _apply_cpu_and_memory(resources, plan)
     requests = resources.get("requests")
     if requests is not None:  # extended resources: requests must equal limits when given
         requests.update(_gpu_limits(job))

@@ -1,15 +1,20 @@
-"""Apply a TrainingJob's worker plan through the API, and write its status back.
+"""Apply a TrainingJob's plan from the latest round through the API, and write its status back.
 
-Called from kopf event handlers and from the operator's periodic loop alike; every step is
-idempotent (deterministic names, 409 and 404 tolerated), so concurrent or repeated calls, or a call
-after a crash half-way through, converge on the same pods.
+Called from kopf event handlers and from the round loop alike; every step is idempotent
+(deterministic names, 409 and 404 tolerated), so concurrent or repeated calls, or a call after a
+crash half-way through, converge on the same pods. Shrinking asks first: a worker to be removed is
+annotated `stretto.io/checkpoint-requested` (the SDK sees it), and deleted (SIGTERM, then the
+job's grace period) only after the checkpoint notice has passed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -17,19 +22,60 @@ from pydantic import ValidationError
 
 from stretto import contracts
 from stretto.api.models import TrainingJob
+from stretto.api.quantity import format_bytes, format_cpu
 from stretto.operator import events, kube
 from stretto.operator.job_status import derive_status
+from stretto.operator.metrics import SCALE_EVENTS
 from stretto.operator.pod_builder import headless_service, worker_pod
 from stretto.operator.reconcile import plan_workers
+from stretto.operator.snapshot_builder import JobPlan, job_key
 
 log = logging.getLogger(__name__)
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 _FINAL_PHASES = ("Succeeded", "Failed")
+NO_ROUND_YET = "waiting for the first scheduling round"
 
 
-def desired_workers(job: TrainingJob) -> int:
-    """Workers this job should run. The walking skeleton runs `workers.min`; the round decides later."""
-    return job.spec.workers.min
+class _RoundPlans:
+    """The latest round's plans, shared by the round loop (writer) and every reconcile (readers)."""
+
+    def __init__(self) -> None:
+        self.plans: Mapping[str, JobPlan] = MappingProxyType({})
+        self.round_index: int | None = None
+        self.checkpoint_notice_seconds = 10.0
+
+
+_round = _RoundPlans()
+
+
+def set_plans(plans: Mapping[str, JobPlan], round_index: int, checkpoint_notice_seconds: float) -> None:
+    _round.plans, _round.round_index = plans, round_index
+    _round.checkpoint_notice_seconds = checkpoint_notice_seconds
+
+
+def current_plan(namespace: str, name: str) -> JobPlan | None:
+    """This job's plan, or None before any round has seen it (it then runs nothing yet)."""
+    return _round.plans.get(job_key(namespace, name))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _checkpoint_requested_at(pod: dict[str, Any]) -> dt.datetime | None:
+    value = (pod["metadata"].get("annotations") or {}).get(contracts.ANNOTATION_CHECKPOINT_REQUESTED)
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return _now()  # unreadable: treat as just requested
+
+
+def _annotate(namespace: str, name: str, annotations: dict[str, str | None]) -> None:
+    try:
+        kube.core().patch_namespaced_pod(name, namespace, {"metadata": {"annotations": annotations}})
+    except ApiException as error:
+        if error.status != 404:
+            raise
 
 
 def _list_workers(namespace: str, job_name: str) -> list[dict[str, Any]]:
@@ -95,26 +141,81 @@ def _reconcile(job_body: dict[str, Any]) -> dict[str, Any] | None:
             return current_status
 
         pods = [p for p in _list_workers(namespace, name) if _owned_by(p, uid)]
-        desired = desired_workers(job)
-        plan = plan_workers(desired, pods)
-        if _create("service", namespace, headless_service(job_body)):
-            log.info("%s/%s: created headless service", namespace, name)
-        for index in plan.create:
-            if _create("pod", namespace, worker_pod(job_body, index)):
-                events.record(job_body, "CreatedWorker", f"created worker {index} of {desired}")
-        for pod_name in plan.delete + plan.replace:
-            if _delete_pod(namespace, pod_name):
-                events.record(job_body, "DeletedWorker", f"deleted {pod_name} (desired workers: {desired})")
-        if plan.create or plan.delete or plan.replace:
+        job_plan = current_plan(namespace, name)
+        desired = job_plan.workers if job_plan is not None else 0
+        changed = _apply(job_body, desired, pods, job_plan)
+        if changed:
             pods = [p for p in _list_workers(namespace, name) if _owned_by(p, uid)]
 
-        status = derive_status(desired, pods, job.spec.gpus_per_worker, current_status.get("conditions"))
+        status = derive_status(desired, pods, job.spec.gpus_per_worker, current_status.get("conditions"),
+                               waiting_reason=job_plan.reason if job_plan is not None else NO_ROUND_YET)
         status["observedGeneration"] = metadata.get("generation")
+        if job_plan is not None:
+            status["allocation"] |= _planned_allocation(job_plan)
+            status["prediction"] = _prediction(job_plan, job_body)
         if _differs(current_status, status):
             if status["phase"] != current_status.get("phase"):
                 events.record(job_body, status["phase"], status["message"], warning=status["phase"] == "Failed")
             _patch_status(namespace, name, status)
         return status
+
+
+def _apply(job_body: dict[str, Any], desired: int, pods: list[dict[str, Any]], job_plan: JobPlan | None) -> bool:
+    """Create missing workers, ask surplus ones to checkpoint, remove them after the notice."""
+    metadata = job_body["metadata"]
+    namespace = metadata["namespace"]
+    changed = False
+    if desired > 0 and _create("service", namespace, headless_service(job_body)):
+        log.info("%s/%s: created headless service", namespace, metadata["name"])
+    workers = plan_workers(desired, pods)
+    for index in workers.create:
+        if _create("pod", namespace, worker_pod(job_body, index, job_plan)):
+            events.record(job_body, "CreatedWorker", f"created worker {index}; the round gives it {desired} workers")
+            SCALE_EVENTS.labels("up").inc()
+            changed = True
+    by_name = {p["metadata"]["name"]: p for p in pods}
+    for pod_name in workers.delete:
+        requested = _checkpoint_requested_at(by_name[pod_name])
+        if requested is None:
+            _annotate(namespace, pod_name, {contracts.ANNOTATION_CHECKPOINT_REQUESTED: _now().isoformat()})
+            events.record(job_body, "CheckpointRequested",
+                          f"asked {pod_name} to checkpoint: the round gives the job {desired} workers"
+                          + (f" ({job_plan.reason})" if job_plan and job_plan.reason else ""))
+            changed = True
+        elif (_now() - requested).total_seconds() >= _round.checkpoint_notice_seconds and _delete_pod(
+                namespace, pod_name):
+            events.record(job_body, "DeletedWorker" if desired else "Suspended",
+                          f"removed {pod_name} after its checkpoint notice; {desired} workers remain")
+            SCALE_EVENTS.labels("down").inc()
+            changed = True
+    for pod_name in workers.replace:
+        changed |= _delete_pod(namespace, pod_name)
+    for pod in pods:  # a worker asked to checkpoint that the round keeps after all: withdraw the request
+        name = pod["metadata"]["name"]
+        if name not in workers.delete and _checkpoint_requested_at(pod) is not None:
+            _annotate(namespace, name, {contracts.ANNOTATION_CHECKPOINT_REQUESTED: None})
+    return changed
+
+
+def _planned_allocation(job_plan: JobPlan) -> dict[str, Any]:
+    planned: dict[str, Any] = {"plannedWorkers": job_plan.workers, "plannedGpus": job_plan.gpus}
+    if job_plan.cpu_per_worker is not None:
+        planned["cpuPerWorker"] = format_cpu(job_plan.cpu_per_worker)
+    if job_plan.memory_gib_per_worker is not None:
+        planned["memoryPerWorker"] = format_bytes(int(job_plan.memory_gib_per_worker * 2**30) // 2**20 * 2**20)
+    return planned
+
+
+def _prediction(job_plan: JobPlan, job_body: dict[str, Any]) -> dict[str, Any]:
+    if job_plan.remaining_seconds is None:
+        return {}
+    finish = _now() + dt.timedelta(seconds=job_plan.remaining_seconds)
+    prediction: dict[str, Any] = {"finishTime": finish.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    created = job_body["metadata"].get("creationTimestamp")
+    if created and job_plan.isolated_seconds:
+        start = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+        prediction["rho"] = round((finish - start).total_seconds() / job_plan.isolated_seconds, 3)
+    return prediction
 
 
 def _differs(current: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -151,6 +151,7 @@ class JobPlan:
     reason: str = ""               # why it waits or runs fewer workers than it could use
     remaining_seconds: float | None = None
     isolated_seconds: float | None = None
+    round_index: int = 0
 
 
 def plans_from_decision(decision: RoundDecision, snapshot: ClusterSnapshot) -> Mapping[str, JobPlan]:
@@ -158,7 +159,8 @@ def plans_from_decision(decision: RoundDecision, snapshot: ClusterSnapshot) -> M
     for job in snapshot.jobs:
         prediction = decision.predictions.jobs.get(job.job_id)
         timing = {"remaining_seconds": prediction.remaining_seconds if prediction else None,
-                  "isolated_seconds": prediction.isolated_seconds if prediction else None}
+                  "isolated_seconds": prediction.isolated_seconds if prediction else None,
+                  "round_index": decision.round_index}
         allocation = decision.allocations.get(job.job_id)
         if allocation is None:
             plans[job.job_id] = JobPlan(workers=0, gpus=0, reason=decision.waiting.get(job.job_id, ""), **timing)

@@ -190,8 +190,12 @@ class Condition(ApiModel):
 
 
 class Allocation(ApiModel):
+    """What the job holds (gpus, workers, nodes) and what the latest round planned for it."""
+
     gpus: int = 0
     workers: int = 0
+    planned_gpus: int | None = None
+    planned_workers: int | None = None
     cpu_per_worker: str | None = None
     memory_per_worker: str | None = None
     nodes: list[str] = Field(default_factory=list)

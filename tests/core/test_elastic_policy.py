@@ -58,3 +58,10 @@ def test_elastic_runs_through_the_round_with_any_packer():
         total = sum(a.gpus for a in decision.allocations.values())
         assert total <= 8
         assert decision.allocations["b"].gpus >= 2
+
+
+def test_a_job_whose_worker_fits_no_node_waits_without_holding_up_the_queue():
+    jobs = [make_job("huge", gpus=16, gpus_per_worker=16, arrival_s=0), make_job("small", gpus=2, arrival_s=1)]
+    granted, waiting = gpus_by_job(jobs, total_gpus=8)
+    assert granted == {"small": 2}
+    assert waiting["huge"] == "a worker needs 16 GPUs and no node has more than 8"

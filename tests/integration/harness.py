@@ -10,9 +10,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from stretto.devcluster import processes
 from stretto.devcluster.cluster import DevCluster
 from stretto.devcluster.processes import ProcessRecord
+
+CONFIG_NAMESPACE = "stretto-system"
+CONFIG_NAME = "stretto-config"
+# Compressed time for tests: rounds every 2 s, a shrinking worker gets 3 s to checkpoint.
+TEST_OPERATOR_CONFIG = {
+    "roundSeconds": 2,
+    "checkpointNoticeSeconds": 3,
+    "scheduler": {"predictor": {"name": "current-batch"}, "policy": {"name": "elastic"},
+                  "packer": {"name": "proportional"}},
+}
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
@@ -56,7 +68,7 @@ class Harness:
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["KUBECONFIG"] = str(self.kubeconfig)
-        env["STRETTO_RESYNC_SECONDS"] = "2"
+        env["STRETTO_CONFIG"] = f"{CONFIG_NAMESPACE}/{CONFIG_NAME}"
         return env
 
     def start(self, name: str, args: list[str]) -> ProcessRecord:
@@ -64,7 +76,24 @@ class Harness:
         self.records[name] = record
         return record
 
+    def configure_operator(self, config: dict[str, Any]) -> None:
+        """Write the operator's ConfigMap (it re-reads it every round)."""
+        from kubernetes import client
+        from kubernetes import config as kube_config
+
+        core = client.CoreV1Api(kube_config.new_client_from_config(str(self.kubeconfig)))
+        if not [n for n in core.list_namespace().items if n.metadata.name == CONFIG_NAMESPACE]:
+            core.create_namespace({"metadata": {"name": CONFIG_NAMESPACE}})
+        body = {"metadata": {"name": CONFIG_NAME}, "data": {"config.yaml": yaml.safe_dump(config)}}
+        try:
+            core.create_namespaced_config_map(CONFIG_NAMESPACE, body)
+        except client.exceptions.ApiException as error:
+            if error.status != 409:
+                raise
+            core.replace_namespaced_config_map(CONFIG_NAME, CONFIG_NAMESPACE, body)
+
     def start_stretto(self) -> None:
+        self.configure_operator(TEST_OPERATOR_CONFIG)
         if self.extender_port is not None:  # local plane: the scheduler calls this port
             self.start("extender", ["extender", "--host", "127.0.0.1", "--port", str(self.extender_port)])
             wait_for(lambda: _http_ok(self.extender_port, "/readyz"), 60, "the extender to be ready")

@@ -50,8 +50,8 @@ def running_workers(core: client.CoreV1Api, namespace: str, job: str, expected: 
 
 def test_workers_are_bound_through_the_extender_onto_distinct_gpus(core, custom, namespace):
     jobs = {"wide": (2, 2), "narrow": (3, 1), "big": (1, 4), "half": (1, 8)}  # name: (workers, GPUs each)
-    for name, (workers, gpus) in jobs.items():
-        create_job(custom, namespace, training_job(name, min_workers=workers, max_workers=workers + 2, gpus=gpus))
+    for name, (workers, gpus) in jobs.items():  # rigid, so each runs exactly its workers
+        create_job(custom, namespace, training_job(name, min_workers=workers, gpus=gpus))
 
     pods: list[client.V1Pod] = []
     for name, (workers, _gpus) in jobs.items():
@@ -78,25 +78,39 @@ def test_workers_are_bound_through_the_extender_onto_distinct_gpus(core, custom,
         assert scheduled["status"] == "True"
 
 
-def test_a_job_that_cannot_fit_stays_pending_and_says_why(core, custom, namespace):
-    create_job(custom, namespace, training_job("too-big", gpus=16))
+def test_a_job_that_cannot_fit_stays_pending_and_its_pods_say_why(core, custom, namespace):
+    selector = {"nodeSelector": {"nvidia.com/gpu.product": "H100-that-is-not-here"}}
+    body = training_job("nowhere")
+    body["spec"]["template"]["spec"].update(selector)
+    create_job(custom, namespace, body)
 
     def failed_scheduling_event() -> list[client.CoreV1Event]:
         events = core.list_namespaced_event(namespace).items
         return [e for e in events if e.reason == "FailedScheduling"
-                and e.involved_object.name == contracts.worker_pod_name("too-big", 0)]
+                and e.involved_object.name == contracts.worker_pod_name("nowhere", 0)]
 
     events = wait_for(failed_scheduling_event, 90, "a FailedScheduling event")
-    assert "nvidia.com/gpu" in events[0].message, events[0].message
-    pod = worker_pods(core, namespace, "too-big")[0]
+    assert "node(s) didn't match Pod's node affinity/selector" in events[0].message, events[0].message
+    pod = worker_pods(core, namespace, "nowhere")[0]
     assert pod.status.phase == "Pending" and not pod.spec.node_name
 
-    status = wait_for(lambda: (s := get_job(custom, namespace, "too-big").get("status")) and
-                      "nvidia.com/gpu" in (s.get("message") or "") and s, 60,
+    status = wait_for(lambda: (s := get_job(custom, namespace, "nowhere").get("status")) and
+                      "affinity/selector" in (s.get("message") or "") and s, 60,
                       "the job's status to repeat the scheduler's reason")
     assert status["phase"] == "Pending"
     scheduled = next(c for c in status["conditions"] if c["type"] == "Scheduled")
-    assert scheduled["status"] == "False" and "nvidia.com/gpu" in scheduled["message"]
+    assert scheduled["status"] == "False" and "affinity/selector" in scheduled["message"]
+
+
+def test_a_job_no_node_can_hold_waits_without_pods_and_says_why(core, custom, namespace):
+    create_job(custom, namespace, training_job("too-wide", gpus=16))
+    status = wait_for(lambda: (s := get_job(custom, namespace, "too-wide").get("status")) and
+                      "no node has more than 8" in (s.get("message") or "") and s, 60,
+                      "the round's reason in the job's status")
+    assert status["phase"] == "Pending"
+    scheduled = next(c for c in status["conditions"] if c["type"] == "Scheduled")
+    assert scheduled["status"] == "False" and "needs 16 GPUs" in scheduled["message"]
+    assert not worker_pods(core, namespace, "too-wide")  # nothing is started that cannot run
 
 
 def _with(path: str, value: Any, **more: Any) -> dict[str, Any]:
@@ -162,7 +176,7 @@ def test_deleting_a_trainingjob_removes_its_pods_and_service(core, custom, names
 
 def test_operator_killed_while_reconciling_restarts_to_exactly_the_expected_pods(
         harness: Harness, core, custom, namespace):
-    create_job(custom, namespace, training_job("survivor", min_workers=6, max_workers=8))
+    create_job(custom, namespace, training_job("survivor", min_workers=6))
     wait_for(lambda: worker_pods(core, namespace, "survivor"), 30, "the first worker pod")
     harness.kill("operator")  # SIGKILL, mid-reconcile: some workers may not exist yet
     harness.start_operator()

@@ -54,7 +54,8 @@ def test_status_running_when_all_desired_workers_are_ready():
     assert status["workers"] == 2 and status["readyWorkers"] == 2
     assert status["allocation"] == {"gpus": 8, "workers": 2, "nodes": ["a", "b"]}
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
-    assert conditions == {"Scheduled": "True", "Running": "True", "Succeeded": "False", "Failed": "False"}
+    assert conditions == {"Scheduled": "True", "Running": "True", "Scaling": "False", "Suspended": "False",
+                          "Succeeded": "False", "Failed": "False"}
 
 
 def test_status_pending_repeats_the_schedulers_reason():

@@ -29,12 +29,17 @@ class ElasticArgs(BaseModel):
 ARGS = ElasticArgs
 
 
-def _admit_minimums(jobs: list[JobState], capacity: int) -> tuple[list[JobState], dict[str, str], int]:
+def _admit_minimums(jobs: list[JobState], capacity: int,
+                    widest_node: int) -> tuple[list[JobState], dict[str, str], int]:
     admitted: list[JobState] = []
     waiting: dict[str, str] = {}
     free = capacity
     blocked = False
     for job in jobs:
+        if job.gpus_per_worker > widest_node:  # could never run: do not let it hold up the queue
+            waiting[job.job_id] = (f"a worker needs {job.gpus_per_worker} GPUs and no node has more than "
+                                   f"{widest_node}")
+            continue
         if not blocked and job.min_gpus <= free:
             admitted.append(job)
             free -= job.min_gpus
@@ -75,7 +80,8 @@ class ElasticPolicy:
 
     def share(self, snapshot: ClusterSnapshot, predictions: Predictions) -> Shares:
         ordered = sorted(snapshot.jobs, key=lambda j: (j.arrival_s, j.job_id))
-        admitted, waiting, free = _admit_minimums(ordered, snapshot.total_gpus)
+        widest_node = max((n.gpus for n in snapshot.nodes), default=0)
+        admitted, waiting, free = _admit_minimums(ordered, snapshot.total_gpus, widest_node)
         gpus = grow_with_idle_gpus(admitted, free)
         requests = tuple(ShareRequest(job.job_id, gpus[job.job_id]) for job in admitted)
         return Shares(requests, waiting=waiting, policy_state=snapshot.policy_state)

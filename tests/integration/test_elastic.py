@@ -1,0 +1,131 @@
+"""Elastic TrainingJobs driven by the round, on the real local control plane (3 nodes × 8 GPUs).
+
+The operator runs the `elastic` policy with 2-second rounds and a 3-second checkpoint notice
+(tests/integration/harness.py): idle GPUs grow jobs to their maximum, a waiting job shrinks them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from kubernetes import client, watch
+
+from stretto import contracts
+from tests.integration.harness import Harness, wait_for
+from tests.integration.test_walking_skeleton import create_job, get_job, running_workers, training_job, worker_pods
+
+
+class PodRecorder:
+    """Records, per pod of one job, when the checkpoint request and the deletion were first seen."""
+
+    def __init__(self, core: client.CoreV1Api, namespace: str, job: str) -> None:
+        self.checkpoint_seen: dict[str, float] = {}
+        self.deletion_seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(core, namespace, job), daemon=True)
+        self._thread.start()
+
+    def _run(self, core: client.CoreV1Api, namespace: str, job: str) -> None:
+        while not self._stop.is_set():
+            stream = watch.Watch()
+            for event in stream.stream(core.list_namespaced_pod, namespace, timeout_seconds=5,
+                                       label_selector=f"{contracts.LABEL_JOB}={job}"):
+                pod, now = event["object"], time.monotonic()
+                annotations = pod.metadata.annotations or {}
+                if contracts.ANNOTATION_CHECKPOINT_REQUESTED in annotations:
+                    self.checkpoint_seen.setdefault(pod.metadata.name, now)
+                if pod.metadata.deletion_timestamp is not None or event["type"] == "DELETED":
+                    self.deletion_seen.setdefault(pod.metadata.name, now)
+                if self._stop.is_set():
+                    stream.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def planned_workers(custom: client.CustomObjectsApi, namespace: str, name: str) -> int | None:
+    status = get_job(custom, namespace, name).get("status") or {}
+    return (status.get("allocation") or {}).get("plannedWorkers")
+
+
+def indices(pods: list[client.V1Pod]) -> list[int]:
+    return sorted(int(p.metadata.labels[contracts.LABEL_WORKER_INDEX]) for p in pods)
+
+
+def test_an_elastic_job_grows_when_gpus_are_idle_and_shrinks_with_a_checkpoint(core, custom, namespace):
+    create_job(custom, namespace, training_job("grower", min_workers=1, max_workers=8, tenant="team-a"))
+    wait_for(lambda: running_workers(core, namespace, "grower", 8), 120, "the elastic job to grow to 8 workers")
+    assert planned_workers(custom, namespace, "grower") == 8
+
+    recorder = PodRecorder(core, namespace, "grower")
+    try:
+        create_job(custom, namespace, training_job("newcomer", min_workers=20, tenant="team-b"))
+        wait_for(lambda: running_workers(core, namespace, "newcomer", 20), 180, "the newcomer's 20 workers")
+        pods = wait_for(lambda: running_workers(core, namespace, "grower", 4), 120, "the elastic job at 4 workers")
+    finally:
+        recorder.stop()
+
+    assert indices(pods) == [0, 1, 2, 3]  # the highest indices went; worker 0 keeps the rendezvous
+    removed = {contracts.worker_pod_name("grower", i) for i in range(4, 8)}
+    assert removed <= set(recorder.deletion_seen), recorder.deletion_seen
+    for name in removed:
+        assert name in recorder.checkpoint_seen, f"{name} was deleted without a checkpoint request"
+        assert recorder.checkpoint_seen[name] < recorder.deletion_seen[name]
+    events = [e for e in core.list_namespaced_event(namespace).items
+              if e.involved_object.name == "grower" and e.reason == "CheckpointRequested"]
+    assert events and "checkpoint" in events[0].message
+
+
+def test_a_rigid_job_is_never_started_partially(core, custom, namespace):
+    create_job(custom, namespace, training_job("holder", min_workers=20))
+    wait_for(lambda: running_workers(core, namespace, "holder", 20), 180, "20 workers of the holder")
+    create_job(custom, namespace, training_job("rigid", min_workers=2, gpus=4))  # needs 8, 4 are free
+
+    seen_plans: set[int | None] = set()
+    deadline = time.monotonic() + 8  # four rounds
+    while time.monotonic() < deadline:
+        seen_plans.add(planned_workers(custom, namespace, "rigid"))
+        assert not worker_pods(core, namespace, "rigid"), "a rigid job was started with too few GPUs"
+        time.sleep(0.5)
+    status = get_job(custom, namespace, "rigid")["status"]
+    assert status["phase"] == "Pending" and "waiting for 8 GPUs" in status["message"]
+
+    custom.delete_namespaced_custom_object(contracts.GROUP, contracts.VERSION, namespace,
+                                           contracts.TRAININGJOB_PLURAL, "holder")
+
+    def both_running() -> list[client.V1Pod]:
+        seen_plans.add(planned_workers(custom, namespace, "rigid"))
+        return running_workers(core, namespace, "rigid", 2)
+
+    wait_for(both_running, 120, "both workers of the rigid job")
+    assert seen_plans <= {None, 0, 2}, seen_plans
+
+
+def test_operator_killed_mid_scale_up_and_mid_scale_down_converges(harness: Harness, core, custom, namespace):
+    create_job(custom, namespace, training_job("elastic", min_workers=1, max_workers=10))
+    wait_for(lambda: worker_pods(core, namespace, "elastic"), 60, "the first workers")
+    harness.kill("operator")  # mid scale-up
+    harness.start_operator()
+    pods = wait_for(lambda: running_workers(core, namespace, "elastic", 10), 120, "10 workers after the restart")
+    assert indices(pods) == list(range(10))
+
+    create_job(custom, namespace, training_job("arrival", min_workers=20))
+
+    def checkpoint_requested() -> list[Any]:
+        return [p for p in worker_pods(core, namespace, "elastic")
+                if contracts.ANNOTATION_CHECKPOINT_REQUESTED in (p.metadata.annotations or {})]
+
+    wait_for(checkpoint_requested, 60, "a checkpoint request on a shrinking worker")
+    harness.kill("operator")  # mid scale-down
+    harness.start_operator()
+
+    pods = wait_for(lambda: running_workers(core, namespace, "elastic", 4), 120, "the elastic job at 4 workers")
+    assert indices(pods) == [0, 1, 2, 3]
+    wait_for(lambda: running_workers(core, namespace, "arrival", 20), 120, "the arrival's 20 workers")
+    names = [p.metadata.name for p in worker_pods(core, namespace, "elastic")]
+    assert len(names) == len(set(names)) == 4
+    for job in ("elastic", "arrival"):
+        assert get_job(custom, namespace, job)["status"]["phase"] == "Running"
