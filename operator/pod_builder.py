@@ -85,6 +85,38 @@ def _apply_cpu_and_memory(resources: dict[str, Any], plan: JobPlan | None) -> No
             limits[name] = value
 
 
+def shared_gpu_additions(container_name: str, *, host_control_root: str = contracts.HOST_CONTROL_ROOT,
+                         host_shim_dir: str = contracts.HOST_SHIM_DIR) -> dict[str, list[dict[str, Any]]]:
+    """What a worker container on a shared GPU needs: the shim preloaded and its control files mounted.
+
+    Returns ``{"env": [...], "volumeMounts": [...], "volumes": [...]}``. The control directory is
+    mounted read-only (the container cannot raise its own limits), the ledger directory read-write,
+    both selected per pod by ``subPathExpr`` on the pod UID (unknown while the spec is built). The
+    node daemon writes ``<host_control_root>/<pod uid>/<container>/{config,state}/``.
+    """
+    c = contracts
+    base = f"$({c.ENV_POD_UID})/{container_name}"
+    return {
+        "env": [
+            {"name": c.ENV_POD_UID, "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
+            {"name": c.ENV_LD_PRELOAD, "value": f"{c.CONTAINER_SHIM_DIR}/{c.SHIM_LIBRARY_NAME}"},
+            {"name": c.ENV_CONTROL_FILE, "value": f"{c.CONTAINER_CONFIG_DIR}/{c.CONTROL_FILE_NAME}"},
+            {"name": c.ENV_LEDGER_FILE, "value": f"{c.CONTAINER_STATE_DIR}/{c.LEDGER_FILE_NAME}"},
+        ],
+        "volumeMounts": [
+            {"name": c.VOLUME_CONFIG, "mountPath": c.CONTAINER_CONFIG_DIR, "readOnly": True,
+             "subPathExpr": f"{base}/{c.CONFIG_SUBDIR}"},
+            {"name": c.VOLUME_STATE, "mountPath": c.CONTAINER_STATE_DIR, "subPathExpr": f"{base}/{c.STATE_SUBDIR}"},
+            {"name": c.VOLUME_SHIM, "mountPath": c.CONTAINER_SHIM_DIR, "readOnly": True},
+        ],
+        "volumes": [
+            {"name": c.VOLUME_CONFIG, "hostPath": {"path": host_control_root, "type": "DirectoryOrCreate"}},
+            {"name": c.VOLUME_STATE, "hostPath": {"path": host_control_root, "type": "DirectoryOrCreate"}},
+            {"name": c.VOLUME_SHIM, "hostPath": {"path": host_shim_dir, "type": "Directory"}},
+        ],
+    }
+
+
 def worker_pod(job_body: dict[str, Any], index: int, plan: JobPlan | None = None) -> dict[str, Any]:
     """The manifest of worker `index` of the TrainingJob whose raw body is `job_body`.
 
@@ -111,11 +143,18 @@ def worker_pod(job_body: dict[str, Any], index: int, plan: JobPlan | None = None
     requests = resources.get("requests")
     if requests is not None:  # extended resources: requests must equal limits when given
         requests.update(_gpu_limits(job))
-    env = [e for e in worker.get("env", []) if not e.get("name", "").startswith(("PET_", "STRETTO_"))]
+    env = [e for e in worker.get("env", []) if not e.get("name", "").startswith(("PET_", "STRETTO_"))
+           and e.get("name") != contracts.ENV_LD_PRELOAD]
     worker["env"] = env + rendezvous_env(job, uid, index)
     ports = worker.setdefault("ports", [])
     if not any(p.get("containerPort") == contracts.WORKER_CONTAINER_PORT for p in ports):
         ports.append({"name": "rendezvous", "containerPort": contracts.WORKER_CONTAINER_PORT})
+
+    if job.spec.gpu_share is not None:  # the shim enforces the share; the node daemon feeds it
+        additions = shared_gpu_additions(worker["name"])
+        worker["env"] += additions["env"]
+        worker.setdefault("volumeMounts", []).extend(additions["volumeMounts"])
+        spec.setdefault("volumes", []).extend(additions["volumes"])
 
     spec["schedulerName"] = contracts.SCHEDULER_NAME
     spec["hostname"] = contracts.worker_pod_name(job.name, index)

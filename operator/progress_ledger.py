@@ -3,12 +3,13 @@
 The progress server writes into it (`ingest`: check and record under one lock, so two workers
 reporting at once cannot both pass the "never goes down" check); the round reads it
 (`job_state_fields` for the `JobState`, `progress_status` for `status.progress`). A record
-serialises to the `status.progress` dict and back, so an operator restart loses nothing: `restore`
-from each TrainingJob's status when the operator starts or first sees a job.
+serialises to the `status.progress` dict (plus the bookkeeping of `reports_status`) and back, so
+an operator restart loses nothing: `restore` each TrainingJob from its status when the operator
+starts or first sees it.
 
 The batch-size history is run-length encoded as ((first epoch, batch size), ...), the epoch being
-the whole epoch in which the change was first reported (the first entry: epoch 0): the form `JobState.batch_size_history`
-and the regime posterior use.
+the whole epoch in which the change was first reported (the first entry: epoch 0): the form
+`JobState.batch_size_history` and the regime posterior use.
 """
 
 from __future__ import annotations
@@ -55,26 +56,28 @@ class JobProgressRecord:
         )
 
     def progress_status(self, total_samples: float) -> dict[str, Any]:
-        """`status.progress` (camelCase, JSON-safe); `from_status` reads it back."""
+        """`status.progress`: exactly the fields of the API's `Progress` model (camelCase, JSON-safe)."""
         percent = 100.0 * self.samples_done / total_samples if total_samples > 0 else 0.0
         return {
             "epoch": self.epoch,
             "percent": round(min(100.0, percent), 2),
+            "samplesDone": self.samples_done,
             "batchSize": self.batch_size,
             "samplesPerSecond": self.samples_per_second,
-            "samplesDone": self.samples_done,
             "batchSizeHistory": [[first, size] for first, size in self.batch_size_history],
-            "lastReportTime": self.last_report_time,
-            "lastWorker": self.last_worker,
-            "reports": self.reports,
-            "flaggedReports": self.flagged_reports,
-            "lastFlag": self.last_flag,
         }
 
+    def reports_status(self) -> dict[str, Any]:
+        """The ledger's bookkeeping (for e.g. `status.progressReports`): when, from whom, how many flagged."""
+        return {"lastReportTime": self.last_report_time, "lastWorker": self.last_worker, "reports": self.reports,
+                "flaggedReports": self.flagged_reports, "lastFlag": self.last_flag}
+
     @classmethod
-    def from_status(cls, progress: Mapping[str, Any]) -> JobProgressRecord:
+    def from_status(cls, progress: Mapping[str, Any], reports: Mapping[str, Any] | None = None) -> JobProgressRecord:
+        """The record `progress_status` and `reports_status` wrote (missing fields: their defaults)."""
+        reports = reports or {}
         batch = progress.get("batchSize")
-        last, worker = progress.get("lastReportTime"), progress.get("lastWorker")
+        last, worker = reports.get("lastReportTime"), reports.get("lastWorker")
         return cls(
             samples_done=float(progress.get("samplesDone") or 0.0),
             epoch=float(progress.get("epoch") or 0.0),
@@ -83,9 +86,9 @@ class JobProgressRecord:
             batch_size_history=tuple((int(e), int(b)) for e, b in progress.get("batchSizeHistory") or []),
             last_report_time=float(last) if last is not None else None,
             last_worker=int(worker) if worker is not None else None,
-            reports=int(progress.get("reports") or 0),
-            flagged_reports=int(progress.get("flaggedReports") or 0),
-            last_flag=str(progress.get("lastFlag") or ""),
+            reports=int(reports.get("reports") or 0),
+            flagged_reports=int(reports.get("flaggedReports") or 0),
+            last_flag=str(reports.get("lastFlag") or ""),
         )
 
     def job_state_fields(self, *, default_batch_size: int) -> dict[str, Any]:
@@ -137,9 +140,10 @@ class ProgressLedger:
         with self._lock:
             return self._records.get((namespace, job))
 
-    def restore(self, namespace: str, job: str, progress: Mapping[str, Any] | None) -> JobProgressRecord:
-        """Seed a job from its persisted `status.progress`; keeps whichever has more samples."""
-        persisted = JobProgressRecord.from_status(progress or {})
+    def restore(self, namespace: str, job: str, progress: Mapping[str, Any] | None,
+                reports: Mapping[str, Any] | None = None) -> JobProgressRecord:
+        """Seed a job from its persisted status (progress, reports); keeps whichever has more samples."""
+        persisted = JobProgressRecord.from_status(progress or {}, reports)
         with self._lock:
             current = self._records.get((namespace, job))
             if current is None or persisted.samples_done > current.samples_done:
@@ -151,20 +155,21 @@ class ProgressLedger:
         with self._lock:
             self._records.pop((namespace, job), None)
 
-    def keys(self) -> list[tuple[str, str]]:
+    def jobs(self) -> list[tuple[str, str]]:
         with self._lock:
             return sorted(self._records)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        """Every record as {"<namespace>/<job>": status.progress dict} (percent against no total)."""
+        """Every record as {"<namespace>/<job>": {"progress": ..., "reports": ...}} (percent against no total)."""
         with self._lock:
             items = list(self._records.items())
-        return {f"{ns}/{job}": record.progress_status(math.inf) for (ns, job), record in items}
+        return {f"{ns}/{job}": {"progress": record.progress_status(math.inf), "reports": record.reports_status()}
+                for (ns, job), record in items}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Mapping[str, Any]], clock: Callable[[], float] = time.time) -> ProgressLedger:
         ledger = cls(clock)
-        for key, progress in data.items():
+        for key, entry in data.items():
             namespace, _, job = key.partition("/")
-            ledger.restore(namespace, job, progress)
+            ledger.restore(namespace, job, entry.get("progress"), entry.get("reports"))
         return ledger

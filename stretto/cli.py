@@ -13,6 +13,8 @@ _SUBCOMMAND_MODULES = (
     "stretto.operator.command",
     "stretto.scheduler.command",
     "stretto.sim.command",
+    "stretto.gpu_interceptor.command",
+    "stretto.devcluster.training_emulator",
 )
 
 

@@ -66,3 +66,32 @@ def parse_gpu_ids(value: str | None) -> list[int]:
     if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
         raise ValueError(f"invalid {ANNOTATION_GPU_IDS} value {value!r}")
     return sorted(ids)
+
+
+# ---- Node daemon, shim and pod builder: where a shared-GPU worker finds its control files ------
+# The node daemon writes <HOST_CONTROL_ROOT>/<pod uid>/<container>/{config/control, state/ledger};
+# the pod builder mounts them (config read-only) and preloads the shim; the shim reads the env below.
+
+SHIM_LIBRARY_NAME = "libstretto-cuda.so"
+HOST_CONTROL_ROOT = "/var/run/stretto/containers"  # the daemon's --control-dir default
+HOST_SHIM_DIR = "/var/lib/stretto/lib"  # where the node daemon's image installs the shim on the host
+CONTAINER_SHIM_DIR = "/usr/local/lib/stretto"  # where workers see it
+CONTAINER_CONFIG_DIR = "/var/run/stretto/config"  # read-only: the control file
+CONTAINER_STATE_DIR = "/var/run/stretto/state"  # read-write: the ledger
+CONFIG_SUBDIR = "config"
+STATE_SUBDIR = "state"
+CONTROL_FILE_NAME = "control"
+LEDGER_FILE_NAME = "ledger"
+
+ENV_LD_PRELOAD = "LD_PRELOAD"
+ENV_CONTROL_FILE = "STRETTO_CONTROL_FILE"  # path of the control file inside the container
+ENV_LEDGER_FILE = "STRETTO_LEDGER_FILE"  # path of the ledger inside the container
+ENV_POD_UID = "STRETTO_POD_UID"  # downward API; used by the mounts' subPathExpr
+ENV_MEMORY_LIMIT = "STRETTO_GPU_MEMORY_LIMIT"  # standalone mode: e.g. "4Gi"
+ENV_UTILIZATION_LIMIT = "STRETTO_GPU_UTILIZATION_LIMIT"  # standalone mode: percent
+ENV_FAILSAFE = "STRETTO_FAILSAFE"  # "open": run uncapped when no limits are found (default: refuse)
+ENV_CONTROL_WAIT_MS = "STRETTO_CONTROL_WAIT_MS"  # how long cuInit waits for the daemon's first file
+
+VOLUME_CONFIG = "stretto-gpu-config"
+VOLUME_STATE = "stretto-gpu-state"
+VOLUME_SHIM = "stretto-gpu-shim"

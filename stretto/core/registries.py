@@ -65,19 +65,19 @@ class Registry(Generic[PluginT]):
 
 
 def builtin_predictors() -> Registry[Predictor]:
-    from stretto.core.predictors import current_batch, planned_schedule
+    from stretto.core.predictors import bayesian_regime, current_batch, planned_schedule
 
     registry: Registry[Predictor] = Registry("predictor")
-    for module in (current_batch, planned_schedule):
+    for module in (current_batch, planned_schedule, bayesian_regime):
         registry.register(module.NAME, module.ARGS, module.build)
     return registry
 
 
 def builtin_policies() -> Registry[Policy]:
-    from stretto.core.policies import allox, drf, fifo, gavel, las, srtf, themis
+    from stretto.core.policies import allox, drf, elastic, fifo, gavel, las, shockwave, srtf, stretto, themis
 
     registry: Registry[Policy] = Registry("policy")
-    for module in (fifo, srtf, las, drf, themis, gavel, allox):
+    for module in (fifo, srtf, las, drf, themis, gavel, allox, shockwave, elastic, stretto):
         registry.register(module.NAME, module.ARGS, module.build)
     return registry
 

@@ -93,6 +93,8 @@ class JobState:
     is run-length encoded as (first epoch, batch size) pairs, the current one last.
     `planned_batch_sizes` is the job's future schedule when one is known (simulation of an
     explicit trace); the operator leaves it empty and predictors must cope.
+    `batch_size_options` lists the batch sizes the job may use (from its spec: an adaptive job
+    declares them, not when it will use them); empty means "only the current one is known".
     """
 
     job_id: str
@@ -115,6 +117,7 @@ class JobState:
     last_run_end_s: float | None = None
     batch_size_history: tuple[tuple[int, int], ...] = ()
     planned_batch_sizes: tuple[tuple[int, int], ...] = ()
+    batch_size_options: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_workers <= self.max_workers:

@@ -118,6 +118,16 @@ def isolated_seconds(progress: JobProgress, profiles: ProfileBook) -> float:
     return seconds_for(profiles.get(progress.spec.model), samples, gpus=progress.spec.max_gpus)
 
 
+def batch_size_options(progress: JobProgress) -> tuple[int, ...]:
+    """The batch sizes a job's spec allows: its initial one, its schedule's values, its declared ones.
+
+    Shockwave's prior knows this set (not when each size is used); so may Stretto's predictors.
+    """
+    sizes = {progress.spec.batch_size, *progress.spec.adaptation.batch_sizes}
+    sizes.update(b for _, b in progress.schedule)
+    return tuple(sorted(sizes))
+
+
 class Simulator:
     def __init__(
         self,
@@ -186,6 +196,7 @@ class Simulator:
                 last_run_end_s=p.last_run_end_s,
                 batch_size_history=tuple(p.history),
                 planned_batch_sizes=tuple(p.schedule),
+                batch_size_options=batch_size_options(p),
             )
             for p in active
         )

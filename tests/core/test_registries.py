@@ -22,7 +22,9 @@ def test_every_entry_builds_with_defaults_and_conforms(make_registry, protocol) 
 
 
 def test_expected_builtins_are_registered() -> None:
-    assert set(builtin_policies().names()) == {"fifo", "srtf", "las", "drf", "themis", "gavel", "allox"}
+    assert set(builtin_policies().names()) >= {
+        "fifo", "srtf", "las", "drf", "themis", "gavel", "allox", "shockwave", "stretto"
+    }
     assert set(builtin_packers().names()) == {"proportional", "synergy-greedy", "synergy-tune", "synergy-opt"}
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from stretto import contracts
-from stretto.operator.pod_builder import headless_service, worker_pod
+from stretto.gpu_interceptor import control_file
+from stretto.operator.pod_builder import headless_service, shared_gpu_additions, worker_pod
 
 
 def job_body(**spec: Any) -> dict[str, Any]:
@@ -66,6 +68,32 @@ def test_shared_gpu_worker_asks_for_a_share_and_carries_its_budget():
     assert annotations[contracts.ANNOTATION_GPU_MEMORY] == str(10 * 2**30)
     assert annotations[contracts.ANNOTATION_GPU_MIN_UTIL] == "30"
     assert annotations[contracts.ANNOTATION_GPU_MAX_UTIL] == "80"
+    env = env_of_all(pod)
+    assert env[contracts.ENV_LD_PRELOAD] == f"{contracts.CONTAINER_SHIM_DIR}/{contracts.SHIM_LIBRARY_NAME}"
+    assert {v["name"] for v in pod["spec"]["volumes"]} == {
+        contracts.VOLUME_CONFIG, contracts.VOLUME_STATE, contracts.VOLUME_SHIM}
+
+
+def env_of_all(pod: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in pod["spec"]["containers"][0]["env"]}
+
+
+def test_shared_gpu_additions_wire_the_shim_and_both_directories():
+    add = shared_gpu_additions("worker")
+    env = {e["name"]: e for e in add["env"]}
+    assert env[contracts.ENV_CONTROL_FILE]["value"] == f"{contracts.CONTAINER_CONFIG_DIR}/control"
+    assert env[contracts.ENV_LEDGER_FILE]["value"] == f"{contracts.CONTAINER_STATE_DIR}/ledger"
+    assert env[contracts.ENV_POD_UID]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.uid"
+    mounts = {m["name"]: m for m in add["volumeMounts"]}
+    assert mounts[contracts.VOLUME_CONFIG]["readOnly"] is True
+    assert mounts[contracts.VOLUME_CONFIG]["subPathExpr"] == "$(STRETTO_POD_UID)/worker/config"
+    assert mounts[contracts.VOLUME_STATE]["subPathExpr"] == "$(STRETTO_POD_UID)/worker/state"
+    assert "readOnly" not in mounts[contracts.VOLUME_STATE]
+    assert {v["name"] for v in add["volumes"]} == set(mounts)
+    # The host layout the daemon writes is what the mounts select.
+    root = Path(contracts.HOST_CONTROL_ROOT)
+    assert control_file.control_path(root, "U", "worker") == root / "U" / "worker" / "config" / "control"
+    assert control_file.ledger_path(root, "U", "worker") == root / "U" / "worker" / "state" / "ledger"
 
 
 def test_explicit_requests_are_kept_equal_to_gpu_limits():

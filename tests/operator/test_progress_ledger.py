@@ -32,7 +32,8 @@ def feed(ledger: ProgressLedger, steps: list[tuple[float, int]]) -> JobProgressR
     (((0, 32),), 3, 64, ((0, 32), (3, 64))),
     (((0, 32), (3, 64)), 3, 128, ((0, 32), (3, 128))),
     (((0, 32), (3, 64)), 3, 32, ((0, 32),)),
-], ids=["first", "first report late", "unchanged", "change", "second change in the same epoch", "change back in the same epoch"])
+], ids=["first", "first report late", "unchanged", "change", "second change in the same epoch",
+        "change back in the same epoch"])
 def test_batch_size_history_is_run_length(history, epoch, batch, want):
     assert extend_history(history, epoch, batch) == want
 
@@ -67,10 +68,12 @@ def test_a_record_round_trips_through_status_progress():
     record = feed(ProgressLedger(clock=lambda: 7.0), [(1.0, 32), (2.5, 64)])
     status = record.progress_status(total_samples=10 * EPOCH)
     assert status["percent"] == 25.0 and status["batchSizeHistory"] == [[0, 32], [2, 64]]
-    shown = Progress.model_validate({k: status[k] for k in ("epoch", "percent", "batchSize", "samplesPerSecond")})
-    assert (shown.epoch, shown.batch_size) == (2.5, 64)
-    restored = JobProgressRecord.from_status(status)
-    assert restored == record
+    shown = Progress.model_validate(status)  # exactly the API's fields
+    assert (shown.epoch, shown.batch_size, shown.samples_done) == (2.5, 64, 2.5 * EPOCH)
+    assert record.reports_status() == {"lastReportTime": 7.0, "lastWorker": 0, "reports": 2, "flaggedReports": 0,
+                                       "lastFlag": ""}
+    assert JobProgressRecord.from_status(status, record.reports_status()) == record
+    assert JobProgressRecord.from_status(status).samples_done == record.samples_done  # bookkeeping optional
 
 
 def test_the_whole_ledger_round_trips_and_restore_never_loses_progress():
@@ -78,8 +81,8 @@ def test_the_whole_ledger_round_trips_and_restore_never_loses_progress():
     feed(ledger, [(1.0, 32), (4.0, 64)])
     ledger.ingest(report(job="other", epoch=0.5, samples_done=0.5 * EPOCH), context())
     copy = ProgressLedger.from_dict(ledger.to_dict())
-    assert copy.keys() == ledger.keys() == [("ns", "job"), ("ns", "other")]
-    assert all(copy.get(*key) == ledger.get(*key) for key in ledger.keys())
+    assert copy.jobs() == ledger.jobs() == [("ns", "job"), ("ns", "other")]
+    assert all(copy.get(*key) == ledger.get(*key) for key in ledger.jobs())
     stale = JobProgressRecord(samples_done=EPOCH).progress_status(10 * EPOCH)
     assert ledger.restore("ns", "job", stale).samples_done == 4 * EPOCH  # an older status does not win
     assert ledger.restore("ns", "new", stale).samples_done == EPOCH

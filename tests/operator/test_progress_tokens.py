@@ -40,7 +40,8 @@ def test_a_token_opens_exactly_one_job(change):
     assert verify_token(KEY, **IDENTITY, token=good)
 
 
-@pytest.mark.parametrize("forged", ["", "0" * 64, "not hex at all", "é" * 10], ids=["empty", "zeros", "text", "unicode"])
+@pytest.mark.parametrize("forged", ["", "0" * 64, "not hex at all", "é" * 10],
+                         ids=["empty", "zeros", "text", "unicode"])
 def test_garbage_tokens_are_refused(forged):
     assert not verify_token(KEY, **IDENTITY, token=forged)
 
