@@ -15,6 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--peering", default=None,
                         help="kopf peering name for leader election between replicas (default: standalone)")
     parser.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument("--progress-host", default="0.0.0.0", help="address of the progress server")
+    parser.add_argument("--progress-port", type=int, default=8081, help="port of the progress server (0: any)")
+    parser.add_argument("--progress-url", default=None,
+                        help="URL workers report progress to (default http://stretto-operator.<ns>:<port>)")
     parser.add_argument("--verbose", action="store_true")
     parser.set_defaults(func=run)
 
@@ -22,6 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
+    os.environ["STRETTO_PROGRESS_HOST"] = args.progress_host
+    os.environ["STRETTO_PROGRESS_PORT"] = str(args.progress_port)
+    if args.progress_url:
+        os.environ["STRETTO_PROGRESS_URL"] = args.progress_url
     import kopf
 
     from stretto.operator import handlers  # noqa: F401  (registers the handlers)

@@ -24,7 +24,7 @@ CONFIG_KEY = "config.yaml"
 
 
 def _default_scheduler() -> RoundConfig:
-    return RoundConfig(predictor=PluginSpec(name="current-batch"), policy=PluginSpec(name="elastic"),
+    return RoundConfig(predictor=PluginSpec(name="bayesian-regime"), policy=PluginSpec(name="elastic"),
                        packer=PluginSpec(name="proportional"))
 
 

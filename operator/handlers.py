@@ -18,6 +18,7 @@ import kopf
 
 from stretto import contracts
 from stretto.operator import reconciler
+from stretto.operator.progress_channel import channel_from_environment
 from stretto.operator.round_loop import RoundLoop
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    channel, host, port = await asyncio.to_thread(channel_from_environment)
+    await channel.start(host, port)
+    reconciler.set_progress_channel(channel)
+    memo.progress = channel
     memo.rounds = RoundLoop()
     memo.round_task = asyncio.create_task(memo.rounds.forever())
 
@@ -44,6 +49,9 @@ async def stop_rounds(memo: kopf.Memo, **_: Any) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    channel = getattr(memo, "progress", None)
+    if channel is not None:
+        await channel.stop()
 
 
 @kopf.on.event(contracts.GROUP, contracts.VERSION, contracts.TRAININGJOB_PLURAL)

@@ -117,10 +117,12 @@ def shared_gpu_additions(container_name: str, *, host_control_root: str = contra
     }
 
 
-def worker_pod(job_body: dict[str, Any], index: int, plan: JobPlan | None = None) -> dict[str, Any]:
+def worker_pod(job_body: dict[str, Any], index: int, plan: JobPlan | None = None,
+               extra_env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The manifest of worker `index` of the TrainingJob whose raw body is `job_body`.
 
     `plan` is the latest round's decision for the job: it sets the worker's CPU and memory.
+    `extra_env` is appended to the worker container's environment (the progress channel's).
     """
     job = TrainingJob.model_validate(job_body)
     uid = job_body["metadata"]["uid"]
@@ -145,7 +147,7 @@ def worker_pod(job_body: dict[str, Any], index: int, plan: JobPlan | None = None
         requests.update(_gpu_limits(job))
     env = [e for e in worker.get("env", []) if not e.get("name", "").startswith(("PET_", "STRETTO_"))
            and e.get("name") != contracts.ENV_LD_PRELOAD]
-    worker["env"] = env + rendezvous_env(job, uid, index)
+    worker["env"] = env + rendezvous_env(job, uid, index) + list(extra_env or [])
     ports = worker.setdefault("ports", [])
     if not any(p.get("containerPort") == contracts.WORKER_CONTAINER_PORT for p in ports):
         ports.append({"name": "rendezvous", "containerPort": contracts.WORKER_CONTAINER_PORT})

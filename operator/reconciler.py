@@ -36,6 +36,31 @@ _FINAL_PHASES = ("Succeeded", "Failed")
 NO_ROUND_YET = "waiting for the first scheduling round"
 
 
+class _Channel:
+    """The progress channel, once the operator has started it (None in unit tests and before start-up)."""
+
+    current: Any = None
+
+
+_channel = _Channel()
+
+
+def set_progress_channel(channel: Any) -> None:
+    _channel.current = channel
+
+
+def with_live_progress(job_body: dict[str, Any]) -> dict[str, Any]:
+    """The job with `status.progress` from the progress ledger (fresher than the stored status)."""
+    channel = _channel.current
+    metadata = job_body["metadata"]
+    record = channel.ledger.get(metadata["namespace"], metadata["name"]) if channel else None
+    if record is None:
+        return job_body
+    work = job_body["spec"]["work"]
+    progress = record.progress_status(float(work["epochs"] * work["samplesPerEpoch"]))
+    return {**job_body, "status": {**(job_body.get("status") or {}), "progress": progress}}
+
+
 class _RoundPlans:
     """The latest round's plans, shared by the round loop (writer) and every reconcile (readers)."""
 
@@ -140,7 +165,11 @@ def _reconcile(job_body: dict[str, Any]) -> dict[str, Any] | None:
         if current_status.get("phase") in _FINAL_PHASES:
             return current_status
 
+        job_body = with_live_progress(job_body)
         pods = [p for p in _list_workers(namespace, name) if _owned_by(p, uid)]
+        progress = (job_body.get("status") or {}).get("progress")
+        if progress and progress.get("samplesDone", 0) >= job.spec.work.epochs * job.spec.work.samples_per_epoch:
+            return _finish(job_body, pods, progress)
         job_plan = current_plan(namespace, name)
         desired = job_plan.workers if job_plan is not None else 0
         changed = _apply(job_body, desired, pods, job_plan)
@@ -153,11 +182,30 @@ def _reconcile(job_body: dict[str, Any]) -> dict[str, Any] | None:
         if job_plan is not None:
             status["allocation"] |= _planned_allocation(job_plan)
             status["prediction"] = _prediction(job_plan, job_body)
+        if progress:
+            status["progress"] = progress
         if _differs(current_status, status):
             if status["phase"] != current_status.get("phase"):
                 events.record(job_body, status["phase"], status["message"], warning=status["phase"] == "Failed")
             _patch_status(namespace, name, status)
         return status
+
+
+def _finish(job_body: dict[str, Any], pods: list[dict[str, Any]], progress: dict[str, Any]) -> dict[str, Any]:
+    """All the work is done (as the job reported it): remove the workers and mark the job Succeeded."""
+    metadata = job_body["metadata"]
+    for pod in pods:
+        _delete_pod(metadata["namespace"], pod["metadata"]["name"])
+    previous = (job_body.get("status") or {}).get("conditions")
+    status = derive_status(0, [], 0, previous)
+    status |= {"phase": "Succeeded", "message": f"finished {progress.get('epoch', 0):g} epochs",
+               "progress": progress, "workers": 0, "readyWorkers": 0}
+    for condition in status["conditions"]:
+        if condition["type"] == "Succeeded":
+            condition |= {"status": "True", "reason": "WorkDone", "message": status["message"]}
+    events.record(job_body, "Succeeded", status["message"])
+    _patch_status(metadata["namespace"], metadata["name"], status)
+    return status
 
 
 def _apply(job_body: dict[str, Any], desired: int, pods: list[dict[str, Any]], job_plan: JobPlan | None) -> bool:
@@ -168,8 +216,12 @@ def _apply(job_body: dict[str, Any], desired: int, pods: list[dict[str, Any]], j
     if desired > 0 and _create("service", namespace, headless_service(job_body)):
         log.info("%s/%s: created headless service", namespace, metadata["name"])
     workers = plan_workers(desired, pods)
+    channel = _channel.current
+    if workers.create and channel is not None:
+        channel.ensure_job_secret(job_body)
+    extra_env = channel.worker_env(metadata["name"]) if channel is not None else []
     for index in workers.create:
-        if _create("pod", namespace, worker_pod(job_body, index, job_plan)):
+        if _create("pod", namespace, worker_pod(job_body, index, job_plan, extra_env=extra_env)):
             events.record(job_body, "CreatedWorker", f"created worker {index}; the round gives it {desired} workers")
             SCALE_EVENTS.labels("up").inc()
             changed = True
@@ -210,7 +262,11 @@ def _prediction(job_plan: JobPlan, job_body: dict[str, Any]) -> dict[str, Any]:
     if job_plan.remaining_seconds is None:
         return {}
     finish = _now() + dt.timedelta(seconds=job_plan.remaining_seconds)
-    prediction: dict[str, Any] = {"finishTime": finish.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    prediction: dict[str, Any] = {
+        "finishTime": finish.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "remainingSeconds": round(job_plan.remaining_seconds, 1),
+        "regimes": [{"batchSize": size, "remainingEpochs": round(epochs, 3)} for size, epochs in job_plan.regimes],
+    }
     created = job_body["metadata"].get("creationTimestamp")
     if created and job_plan.isolated_seconds:
         start = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))

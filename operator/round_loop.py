@@ -49,7 +49,7 @@ class RoundLoop:
         started = time.perf_counter()
         config = self.config.refresh()
         plugins = self._plugins_for(config.scheduler)
-        jobs = reconciler.list_jobs()
+        jobs = [reconciler.with_live_progress(job) for job in reconciler.list_jobs()]
         nodes = [kube.api_client().sanitize_for_serialization(n) for n in kube.core().list_node().items]
         selector = f"{contracts.LABEL_MANAGED_BY}={contracts.MANAGED_BY}"
         pods = [kube.api_client().sanitize_for_serialization(p)

@@ -118,6 +118,7 @@ def job_state(body: dict[str, Any], book: ProfileBook) -> JobState:
         first_start_s=_timestamp(accounting.get("firstStart")),
         last_run_end_s=_timestamp(accounting.get("lastRunEnd")),
         batch_size_history=history,
+        batch_size_options=tuple(adaptation.batch_sizes) if adaptation else (),
     )
 
 
@@ -152,6 +153,7 @@ class JobPlan:
     remaining_seconds: float | None = None
     isolated_seconds: float | None = None
     round_index: int = 0
+    regimes: tuple[tuple[int, float], ...] = ()  # expected epochs left per batch size
 
 
 def plans_from_decision(decision: RoundDecision, snapshot: ClusterSnapshot) -> Mapping[str, JobPlan]:
@@ -160,7 +162,9 @@ def plans_from_decision(decision: RoundDecision, snapshot: ClusterSnapshot) -> M
         prediction = decision.predictions.jobs.get(job.job_id)
         timing = {"remaining_seconds": prediction.remaining_seconds if prediction else None,
                   "isolated_seconds": prediction.isolated_seconds if prediction else None,
-                  "round_index": decision.round_index}
+                  "round_index": decision.round_index,
+                  "regimes": tuple(sorted((int(b), float(e)) for b, e in (
+                      prediction.remaining_epochs_by_batch_size.items() if prediction else ())))}
         allocation = decision.allocations.get(job.job_id)
         if allocation is None:
             plans[job.job_id] = JobPlan(workers=0, gpus=0, reason=decision.waiting.get(job.job_id, ""), **timing)

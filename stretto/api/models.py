@@ -220,9 +220,17 @@ class Accounting(ApiModel):
     last_run_end: str | None = None
 
 
+class RegimeForecast(ApiModel):
+    batch_size: int
+    remaining_epochs: float
+
+
 class Prediction(ApiModel):
     finish_time: str | None = None
     rho: float | None = None
+    remaining_seconds: float | None = None
+    regimes: list[RegimeForecast] = Field(
+        default_factory=list, description="expected epochs still to run at each batch size (regime posterior)")
 
 
 class TrainingJobStatus(ApiModel):

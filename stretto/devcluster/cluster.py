@@ -38,6 +38,9 @@ _KCM_CONTROLLERS = (
 )
 
 
+STRETTO_NAMESPACE = "stretto-system"  # where Stretto keeps its configuration and keys, as the Helm chart does
+
+
 class ClusterError(RuntimeError):
     pass
 
@@ -286,7 +289,8 @@ class DevCluster:
             return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
         self._wait("TrainingJob CRD", established, state, 30)
-        progress("TrainingJob CRD established")
+        rest.create("/api/v1/namespaces", {"metadata": {"name": STRETTO_NAMESPACE}})
+        progress(f"TrainingJob CRD established; namespace {STRETTO_NAMESPACE} ready for Stretto's own objects")
 
     def _create_nodes(self, state: ClusterState, shape: NodeShape, progress: Progress) -> None:
         rest = self.rest(state)

@@ -20,6 +20,7 @@ from rich.live import Live
 from rich.table import Table
 
 from stretto import contracts
+from stretto.devcluster import processes
 from stretto.devcluster.binaries import BuildFailed, PrerequisiteMissing, build_binaries
 from stretto.devcluster.cluster import ClusterError, DevCluster
 from stretto.devcluster.rest import RestClient
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gpus-per-node", type=int, default=8)
     parser.add_argument("--examples", type=Path, default=EXAMPLES, help="directory of TrainingJob YAML files")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for all workers")
+    parser.add_argument("--round-seconds", type=float, default=5, help="scheduling round length (compressed time)")
     parser.set_defaults(func=run)
 
 
@@ -78,26 +80,30 @@ def _placement_table(rest: RestClient, jobs: list[dict[str, Any]]) -> tuple[Tabl
     statuses = {j["metadata"]["name"]: j.get("status") or {} for j in rest.get(
         f"/apis/{contracts.API_VERSION}/namespaces/{DEMO_NAMESPACE}/{contracts.TRAININGJOB_PLURAL}")["items"]}
     table = Table(title=f"Stretto demo: worker placement ({time.strftime('%H:%M:%S')})")
-    for column in ("TrainingJob", "phase", "worker", "node", "GPU ids", "pod phase"):
+    for column in ("TrainingJob", "phase", "planned", "worker", "node", "GPU ids", "pod phase"):
         table.add_column(column)
     expected = 0
     running = 0
+    all_planned = True
     for job in jobs:
         name = job["metadata"]["name"]
-        expected += job["spec"]["workers"]["min"]
+        planned = (statuses.get(name, {}).get("allocation") or {}).get("plannedWorkers")
+        expected += planned if planned is not None else job["spec"]["workers"]["min"]
+        all_planned &= planned is not None
         mine = sorted((p for p in pods if p["metadata"].get("labels", {}).get(contracts.LABEL_JOB) == name),
                       key=lambda p: int(p["metadata"]["labels"].get(contracts.LABEL_WORKER_INDEX, 0)))
         phase = statuses.get(name, {}).get("phase", "-")
+        planned_text = f"{planned}/{job['spec']['workers']['max']}" if planned is not None else "-"
         if not mine:
-            table.add_row(name, phase, "-", "-", "-", "not created yet")
+            table.add_row(name, phase, planned_text, "-", "-", "-", "not created yet")
         for pod in mine:
             pod_phase = pod.get("status", {}).get("phase", "?")
             running += pod_phase == "Running"
-            table.add_row(name, phase, pod["metadata"]["labels"].get(contracts.LABEL_WORKER_INDEX, "?"),
+            table.add_row(name, phase, planned_text, pod["metadata"]["labels"].get(contracts.LABEL_WORKER_INDEX, "?"),
                           pod["spec"].get("nodeName") or "(pending)",
                           pod["metadata"].get("annotations", {}).get(contracts.ANNOTATION_GPU_IDS, "-"),
                           pod_phase)
-    return table, running == expected and expected > 0
+    return table, all_planned and running == expected and expected > 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,7 +113,11 @@ def run(args: argparse.Namespace) -> int:
         cluster.start_component("extender", ["extender", "--host", "127.0.0.1", "--port", str(state.extender_port)])
         _wait_http(f"http://127.0.0.1:{state.extender_port}/readyz", 60)
         _progress(f"Stretto extender ready on 127.0.0.1:{state.extender_port}")
-        cluster.start_component("operator", ["operator"])
+        progress_port = processes.free_port()
+        cluster.start_component("operator", ["operator", "--progress-host", "127.0.0.1", "--progress-port",
+                                             str(progress_port), "--progress-url",
+                                             f"http://127.0.0.1:{progress_port}"],
+                                env={"STRETTO_ROUND_SECONDS": str(args.round_seconds)})
         _progress("Stretto operator started")
         jobs = _load_examples(args.examples)
         rest = cluster.rest(state)

@@ -22,7 +22,7 @@ CONFIG_NAME = "stretto-config"
 TEST_OPERATOR_CONFIG = {
     "roundSeconds": 2,
     "checkpointNoticeSeconds": 3,
-    "scheduler": {"predictor": {"name": "current-batch"}, "policy": {"name": "elastic"},
+    "scheduler": {"predictor": {"name": "bayesian-regime"}, "policy": {"name": "elastic"},
                   "packer": {"name": "proportional"}},
 }
 
@@ -50,6 +50,7 @@ class Harness:
     cluster: DevCluster | None = None
     extender_port: int | None = None
     records: dict[str, ProcessRecord] = field(default_factory=dict)
+    progress_port: int | None = None
 
     @classmethod
     def local(cls, run_dir: Path, nodes: int, gpus_per_node: int) -> Harness:
@@ -100,7 +101,14 @@ class Harness:
         self.start_operator()
 
     def start_operator(self) -> ProcessRecord:
-        return self.start("operator", ["operator"])
+        if self.progress_port is None:  # kept across restarts: running workers keep their URL
+            self.progress_port = processes.free_port()
+        return self.start("operator", ["operator", "--progress-host", "127.0.0.1", "--progress-port",
+                                       str(self.progress_port), "--progress-url", self.progress_url])
+
+    @property
+    def progress_url(self) -> str:
+        return f"http://127.0.0.1:{self.progress_port}"
 
     def kill(self, name: str) -> None:
         processes.kill(self.records[name])

@@ -128,4 +128,5 @@ def test_operator_killed_mid_scale_up_and_mid_scale_down_converges(harness: Harn
     names = [p.metadata.name for p in worker_pods(core, namespace, "elastic")]
     assert len(names) == len(set(names)) == 4
     for job in ("elastic", "arrival"):
-        assert get_job(custom, namespace, job)["status"]["phase"] == "Running"
+        wait_for(lambda j=job: (get_job(custom, namespace, j).get("status") or {}).get("phase") == "Running", 30,
+                 f"{job} to report Running")

@@ -1,0 +1,80 @@
+"""Progress reports through the real SDK and the operator's progress server, on the local control plane."""
+
+from __future__ import annotations
+
+import base64
+import math
+
+import pytest
+
+from stretto.sdk.environment import PROGRESS_TOKEN_KEY, progress_secret_name
+from stretto.sdk.reporter import ProgressRejected, Reporter
+from tests.integration.harness import Harness, wait_for
+from tests.integration.test_walking_skeleton import create_job, get_job, running_workers, training_job
+
+SAMPLES_PER_EPOCH = 50000  # training_job's work: 10 epochs of 50,000 samples
+
+
+def job_token(core, namespace: str, job: str) -> str:
+    secret = wait_for(lambda: core.read_namespaced_secret(progress_secret_name(job), namespace), 30,
+                      f"the progress Secret of {job}")
+    return base64.b64decode(secret.data[PROGRESS_TOKEN_KEY]).decode()
+
+
+def adaptive_job(name: str) -> dict:
+    return training_job(name, adaptation={"mode": "gns", "batchSizes": [32, 64, 128], "initialBatchSize": 32},
+                        profile={"model": "resnet18"})
+
+
+def prediction_of(custom, namespace: str, name: str) -> dict:
+    return (get_job(custom, namespace, name).get("status") or {}).get("prediction") or {}
+
+
+def test_progress_reports_move_the_regime_posterior_and_the_predicted_finish_time(
+        harness: Harness, core, custom, namespace):
+    create_job(custom, namespace, adaptive_job("learner"))
+    wait_for(lambda: running_workers(core, namespace, "learner", 1), 120, "the learner's worker")
+    before = wait_for(lambda: (p := prediction_of(custom, namespace, "learner")).get("regimes") and p, 60,
+                      "a first prediction with regimes")
+    prior = {r["batchSize"]: r["remainingEpochs"] for r in before["regimes"]}
+    assert set(prior) == {32, 64, 128}
+    assert math.isclose(sum(prior.values()), 10, rel_tol=0.01)  # nothing done yet: all 10 epochs ahead
+
+    reporter = Reporter(url=harness.progress_url, token=job_token(core, namespace, "learner"),
+                        namespace=namespace, job="learner")
+    reporter.report(epoch=0, samples_done=0, samples_per_second=500, batch_size=32, force=True)
+    state = reporter.report(epoch=4, samples_done=4 * SAMPLES_PER_EPOCH, samples_per_second=800, batch_size=32,
+                            force=True)
+    assert state.allocation is not None and state.allocation.gpus == 1
+
+    def moved() -> dict | None:
+        now = prediction_of(custom, namespace, "learner")
+        regimes = {r["batchSize"]: r["remainingEpochs"] for r in now.get("regimes") or []}
+        return now if regimes and math.isclose(sum(regimes.values()), 6, abs_tol=0.6) else None
+
+    after = wait_for(moved, 60, "the posterior to account for 4 completed epochs at batch size 32")
+    posterior = {r["batchSize"]: r["remainingEpochs"] for r in after["regimes"]}
+    # Four epochs seen at 32 raise the posterior's *total* at 32 (Dirichlet α_32 + 4), but those epochs are
+    # already spent, so a smaller share of what remains is expected at 32 than the prior said (Shockwave's
+    # restating of completed epochs): the remaining epochs move towards the larger batch sizes.
+    assert posterior[32] / sum(posterior.values()) < prior[32] / sum(prior.values())
+    assert posterior[128] / sum(posterior.values()) > prior[128] / sum(prior.values())
+    assert after["remainingSeconds"] < before["remainingSeconds"]
+    status = get_job(custom, namespace, "learner")["status"]
+    assert status["progress"]["samplesDone"] == 4 * SAMPLES_PER_EPOCH
+    assert status["progress"]["batchSizeHistory"] == [[0, 32]]
+
+
+def test_a_forged_report_for_another_job_is_refused(harness: Harness, core, custom, namespace):
+    create_job(custom, namespace, adaptive_job("honest"))
+    create_job(custom, namespace, adaptive_job("victim"))
+    for name in ("honest", "victim"):
+        wait_for(lambda n=name: running_workers(core, namespace, n, 1), 120, f"the worker of {name}")
+    honest_token = job_token(core, namespace, "honest")
+
+    forger = Reporter(url=harness.progress_url, token=honest_token, namespace=namespace, job="victim")
+    with pytest.raises(ProgressRejected) as refused:
+        forger.report(epoch=9, samples_done=9 * SAMPLES_PER_EPOCH, samples_per_second=10, batch_size=128, force=True)
+    assert refused.value.status == 403
+    progress = (get_job(custom, namespace, "victim").get("status") or {}).get("progress") or {}
+    assert progress.get("samplesDone", 0) == 0
