@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -21,21 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine_info import describe  # bench/machine_info.py
+
 from stretto.devcluster.binaries import build_binaries
 from stretto.devcluster.cluster import DevCluster
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     go = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip()
-    return f"{platform.platform()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {go}"
+    return f"{describe()} | {go}"
 
 
 def timed(action) -> float:

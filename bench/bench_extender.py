@@ -14,16 +14,14 @@ import argparse
 import asyncio
 import http.client
 import json
-import os
-import platform
 import random
 import statistics
-import sys
 import threading
 import time
 from typing import Any
 
 from aiohttp import web
+from machine_info import describe  # bench/machine_info.py
 
 from stretto.scheduler.cluster_cache import ClusterCache, node_capacity
 from stretto.scheduler.demand import pod_demand
@@ -31,17 +29,6 @@ from stretto.scheduler.extender import Extender
 from stretto.scheduler.metrics import ExtenderMetrics
 from stretto.scheduler.server import build_app
 from stretto.scheduler.testing import RecordingBinder, make_node, make_pod
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def build_cache(n_nodes: int, seed: int) -> tuple[ClusterCache, list[dict[str, Any]]]:
@@ -147,8 +134,7 @@ def main() -> int:
     full_form = {"Pod": pod, "Nodes": {"metadata": {}, "items": nodes}, "NodeNames": None}
     by_objects = json.dumps(full_form).encode()
 
-    print(f"machine: {platform.platform()} | {cpu_model()} | {os.cpu_count()} CPUs | "
-          f"Python {sys.version.split()[0]}")
+    print(f"machine: {describe()}")
     free = sum(1 for v in cache.snapshot().values() if v.free_whole_gpus >= 2)
     print(f"cluster: {args.nodes} fake nodes x 8 GPUs, 96 CPUs, 768Gi; {free} with >= 2 GPUs free; "
           f"pod asks 2 GPUs, 16 CPUs, 128Gi; {args.iterations} pairs per form after {args.warmup} warm-up")

@@ -18,11 +18,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse
 import dataclasses
 import itertools
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from machine_info import describe  # bench/machine_info.py
 
 from stretto.core.profile_loading import load_profile_book
 from stretto.core.registries import PluginSpec, builtin_packers, builtin_policies
@@ -35,16 +35,6 @@ PEERS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "peers"
 TARGET_P99_S = 0.5  # issue 3
 
 
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return f"{platform.platform()} | {cpu} | {os.cpu_count()} CPUs (pinned to 1) | Python {platform.python_version()}"
 
 
 def jobs_at_scale(count: int) -> list[JobState]:
@@ -108,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    print(machine())
+    print(describe('pinned to 1'))
     nodes = parse_cluster_spec("256x8,cpus=24,memory=500Gi")
     jobs = jobs_at_scale(args.jobs)
     print(f"{len(jobs)} active jobs ({sum(j.max_gpus for j in jobs)} GPUs requested) on {len(nodes)} nodes × 8 GPUs")

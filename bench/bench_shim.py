@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from machine_info import describe  # bench/machine_info.py
 
 REPO = Path(__file__).resolve().parents[1]
 NATIVE = REPO / "gpu_interceptor" / "native"
@@ -64,7 +65,7 @@ def main() -> int:
         runs = [run_once(env, args.iters) for _ in range(args.runs)]
         results[name] = {k: statistics.median(r[k] for r in runs)
                          for k in ("launch_ns", "alloc_free_ns", "mem_get_info_ns")}
-    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}")
+    print(f"machine: {describe()}")
     print(f"medians of {args.runs} runs x 5 repeats, {args.iters} launches per repeat, fake driver, 1 thread")
     print(f"{'ns/call':<22}{'baseline':>10}{'shim':>10}{'added':>8}{'bucket':>10}{'added':>8}   target")
     b, s, k = results["baseline"], results["shim, no cap"], results["shim, bucket"]

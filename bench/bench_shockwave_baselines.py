@@ -9,10 +9,10 @@ Targets (issue 3): gavel (max-min) and themis makespans within 5 % of 9.22 h and
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from pathlib import Path
+
+from machine_info import describe  # bench/machine_info.py
 
 from stretto.core.profile_loading import load_profile_book
 from stretto.core.registries import PluginSpec
@@ -35,20 +35,10 @@ TARGETS = {"gavel", "themis"}
 TOLERANCE = 0.05
 
 
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return f"{platform.platform()} | {cpu} | {os.cpu_count()} CPUs | Python {platform.python_version()}"
 
 
 def main() -> None:
-    print(machine())
+    print(describe())
     book = load_profile_book(PEERS)
     workload = read_workload(TRACE, book)
     nodes = parse_cluster_spec("32x1")  # Gavel's simulator: 32 GPUs, one per server, no placement

@@ -14,9 +14,10 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
-import platform
 import time
 from pathlib import Path
+
+from machine_info import describe  # bench/machine_info.py
 
 from stretto.core.profile_loading import load_profile_book
 from stretto.core.registries import PluginSpec
@@ -30,16 +31,6 @@ PEERS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "peers"
 TARGET_P99_S = 1.0
 
 
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return f"{platform.platform()} | {cpu} | {os.cpu_count()} CPUs | Python {platform.python_version()}"
 
 
 def main() -> None:
@@ -47,7 +38,7 @@ def main() -> None:
     parser.add_argument("--trace", default="900_0.2_5_100_5_15")
     parser.add_argument("--policies", nargs="+", default=["shockwave", "stretto", "gavel"])
     args = parser.parse_args()
-    print(machine())
+    print(describe())
     trace = next((PEERS / "traces").glob(f"{args.trace}*.jobs.jsonl"))
     book = load_profile_book(PEERS)
     workload = read_workload(trace, book)

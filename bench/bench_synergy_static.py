@@ -9,10 +9,10 @@ proportional packer, and the wall time of the whole run (target: all four packer
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from pathlib import Path
+
+from machine_info import describe  # bench/machine_info.py
 
 from stretto.core.profile_loading import load_profile_book
 from stretto.core.registries import PluginSpec
@@ -34,20 +34,10 @@ PEER_FIFO = {
 TOLERANCE = 0.05  # issue 3: within 5 % of the peer's makespan
 
 
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return f"{platform.platform()} | {cpu} | {os.cpu_count()} CPUs | Python {platform.python_version()}"
 
 
 def main() -> None:
-    print(machine())
+    print(describe())
     book = load_profile_book(PEERS / "model_profiles.json")
     workload = read_workload(PEERS / "static_100job_6_3_1100.0.csv", book)
     nodes = parse_cluster_spec(str(PEERS / "clusters" / "static_trace.ini"))
