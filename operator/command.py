@@ -12,8 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig (default $KUBECONFIG or in-cluster)")
     parser.add_argument("--namespace", action="append", default=[],
                         help="watch only this namespace (repeatable; default: all namespaces)")
-    parser.add_argument("--peering", default=None,
-                        help="kopf peering name for leader election between replicas (default: standalone)")
+    parser.add_argument("--leader-election", default=None, metavar="LEASE",
+                        help="share one round loop between replicas through this Lease (default: a single operator)")
     parser.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--progress-host", default="0.0.0.0", help="address of the progress server")
     parser.add_argument("--progress-port", type=int, default=8081, help="port of the progress server (0: any)")
@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig
     os.environ["STRETTO_PROGRESS_HOST"] = args.progress_host
     os.environ["STRETTO_PROGRESS_PORT"] = str(args.progress_port)
+    if args.leader_election:
+        os.environ["STRETTO_LEADER_ELECTION"] = args.leader_election
     if args.progress_url:
         os.environ["STRETTO_PROGRESS_URL"] = args.progress_url
     import kopf
@@ -40,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace,
-        standalone=args.peering is None,
-        peering_name=args.peering,
+        standalone=True,  # handlers are idempotent and change nothing without the leader's plans
         liveness_endpoint=args.liveness,
     )
     return 0

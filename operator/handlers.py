@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import Any
 
 import kopf
 
 from stretto import contracts
 from stretto.operator import reconciler
-from stretto.operator.progress_channel import channel_from_environment
+from stretto.operator.leader import AlwaysLeader, LeaseElector
+from stretto.operator.progress_channel import channel_from_environment, operator_namespace
 from stretto.operator.round_loop import RoundLoop
 
 log = logging.getLogger(__name__)
@@ -38,8 +40,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     await channel.start(host, port)
     reconciler.set_progress_channel(channel)
     memo.progress = channel
-    memo.rounds = RoundLoop()
+    memo.rounds = RoundLoop(elector=_elector())
     memo.round_task = asyncio.create_task(memo.rounds.forever())
+
+
+def _elector() -> LeaseElector | AlwaysLeader:
+    """With STRETTO_LEADER_ELECTION (set by `--leader-election`), replicas share one round loop."""
+    name = os.environ.get("STRETTO_LEADER_ELECTION")
+    return LeaseElector(operator_namespace(), name) if name else AlwaysLeader()
 
 
 @kopf.on.cleanup()

@@ -10,9 +10,10 @@ from kubernetes import client, config
 
 @functools.cache
 def api_client() -> client.ApiClient:
-    if os.environ.get("KUBECONFIG") or os.path.exists(os.path.expanduser("~/.kube/config")):
+    kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    if os.path.exists(kubeconfig):  # read the variable now: the client library reads it only at import
         configuration = client.Configuration()
-        config.load_kube_config(client_configuration=configuration)
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     else:
         configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)
@@ -26,3 +27,7 @@ def core() -> client.CoreV1Api:
 
 def custom() -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api_client())
+
+
+def coordination() -> client.CoordinationV1Api:
+    return client.CoordinationV1Api(api_client())

@@ -78,6 +78,11 @@ def set_plans(plans: Mapping[str, JobPlan], round_index: int, checkpoint_notice_
     _round.checkpoint_notice_seconds = checkpoint_notice_seconds
 
 
+def clear_plans() -> None:
+    """No plans (not leading, or no round yet): reconciles then change nothing in the cluster."""
+    _round.plans, _round.round_index = MappingProxyType({}), None
+
+
 def current_plan(namespace: str, name: str) -> JobPlan | None:
     """This job's plan, or None before any round has seen it (it then runs nothing yet)."""
     return _round.plans.get(job_key(namespace, name))
@@ -165,6 +170,8 @@ def _reconcile(job_body: dict[str, Any]) -> dict[str, Any] | None:
         if current_status.get("phase") in _FINAL_PHASES:
             return current_status
 
+        if _round.round_index is None:
+            return None  # no round decided anything yet (start-up, or a replica that does not lead)
         job_body = with_live_progress(job_body)
         pods = [p for p in _list_workers(namespace, name) if _owned_by(p, uid)]
         progress = (job_body.get("status") or {}).get("progress")
@@ -233,6 +240,7 @@ def _apply(job_body: dict[str, Any], desired: int, pods: list[dict[str, Any]], j
             events.record(job_body, "CheckpointRequested",
                           f"asked {pod_name} to checkpoint: the round gives the job {desired} workers"
                           + (f" ({job_plan.reason})" if job_plan and job_plan.reason else ""))
+            _reconcile_after(namespace, metadata["name"], _round.checkpoint_notice_seconds)
             changed = True
         elif (_now() - requested).total_seconds() >= _round.checkpoint_notice_seconds and _delete_pod(
                 namespace, pod_name):
@@ -247,6 +255,21 @@ def _apply(job_body: dict[str, Any], desired: int, pods: list[dict[str, Any]], j
         if name not in workers.delete and _checkpoint_requested_at(pod) is not None:
             _annotate(namespace, name, {contracts.ANNOTATION_CHECKPOINT_REQUESTED: None})
     return changed
+
+
+def _reconcile_after(namespace: str, name: str, seconds: float) -> None:
+    """Reconcile the job again once a checkpoint notice has passed: removal waits for the notice, not a round."""
+    def again() -> None:
+        try:
+            job = get_job(namespace, name)
+            if job is not None:
+                reconcile(job)
+        except Exception:  # the next round or pod event converges it anyway
+            log.exception("%s/%s: reconcile after the checkpoint notice failed", namespace, name)
+
+    timer = threading.Timer(seconds + 0.05, again)
+    timer.daemon = True
+    timer.start()
 
 
 def _planned_allocation(job_plan: JobPlan) -> dict[str, Any]:

@@ -24,14 +24,16 @@ from stretto.core.rounds import RoundConfig, RoundPlugins, build_plugins, run_ro
 from stretto.core.snapshots import EMPTY_STATE, PolicyState
 from stretto.operator import kube, metrics, reconciler
 from stretto.operator.config import ConfigSource
+from stretto.operator.leader import AlwaysLeader, LeaseElector
 from stretto.operator.snapshot_builder import JobPlan, build_snapshot, plans_from_decision
 
 log = logging.getLogger(__name__)
 
 
 class RoundLoop:
-    def __init__(self, config: ConfigSource | None = None) -> None:
+    def __init__(self, config: ConfigSource | None = None, elector: LeaseElector | AlwaysLeader | None = None) -> None:
         self.config = config or ConfigSource()
+        self.elector = elector or AlwaysLeader()
         self.book = load_builtin_profiles()
         self.round_index = 0
         self.policy_state: PolicyState = EMPTY_STATE
@@ -84,11 +86,14 @@ class RoundLoop:
 
     async def forever(self) -> None:
         while True:
+            self.wakeup.clear()  # before the round: an arrival during it wakes the next one
             try:
-                await asyncio.to_thread(self.run_once)
+                if await asyncio.to_thread(self.elector.try_lead):
+                    await asyncio.to_thread(self.run_once)
+                else:
+                    reconciler.clear_plans()  # a follower watches; only the leader's plans are applied
             except Exception:  # keep rounds coming; the next one retries from a fresh snapshot
                 log.exception("round %d failed", self.round_index)
-            self.wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=self.config.current.round_seconds)
 
