@@ -10,8 +10,14 @@
 3. `stretto`'s ablation on the 120-job trace: each part switched off in turn.
 4. Synergy's static trace (4 × 8 GPUs, 24 CPUs, 500 GB): `stretto` + `synergy-tune` vs
    `fifo` + `synergy-tune` (target: no worse).
+5. The combined workload (`stretto.sim.combined_workload`: Shockwave-style adaptive jobs with
+   Synergy's CPU/memory sensitivity) on 4 × (8 GPUs, 24 CPUs, 500 GiB), 120 s rounds, 20 s
+   restore: every policy × packer pair among fifo, gavel, themis, allox, shockwave, stretto,
+   elastic × proportional, synergy-tune, with ratios to the best baseline (every pair but
+   `stretto`'s); then `stretto`'s ablation on it. Target (issue 4): `stretto` has the best
+   makespan and average JCT of every pair, unfair fraction no higher than `shockwave`'s.
 
-    .venv/bin/python bench/bench_adaptation.py [--quick]
+    .venv/bin/python bench/bench_adaptation.py [--quick] [--combined-only]
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from stretto.core.profile_loading import load_profile_book
 from stretto.core.registries import PluginSpec
 from stretto.core.rounds import RoundConfig, build_plugins
 from stretto.sim.clusters import parse_cluster_spec
+from stretto.sim.combined_workload import CombinedWorkloadArgs, generate_combined, load_combined_book
 from stretto.sim.generators import ShockwaveWorkloadArgs, generate_shockwave
 from stretto.sim.metrics import Summary, summarise
 from stretto.sim.simulator import SimulationConfig, Simulator
@@ -49,6 +56,19 @@ ABLATION = {
     "- fairness weights (λ = 0)": ("bayesian-regime", {"market": {"fairness_exponent": 0.0}}),
     "- stickiness": ("bayesian-regime", {"market": {"stickiness": 0.0}}),
     "integer rounds (SCIP)": ("bayesian-regime", {"market": {"solver": "SCIP"}}),
+    "heuristic planner (no LP)": ("bayesian-regime", {"planner": "heuristic"}),
+}
+COMBINED_SPECS = ((1, 200, 15.0), (2, 200, 15.0), (3, 160, 20.0))  # seed, jobs, mean inter-arrival s
+COMBINED_POLICIES = ("fifo", "gavel", "themis", "allox", "shockwave", "stretto", "elastic")
+COMBINED_PACKERS = ("proportional", "synergy-tune")
+COMBINED_ABLATION = {
+    "stretto (full: delivered speed-up)": ("bayesian-regime", {}),
+    "- resource-aware (proportional speed)": ("bayesian-regime", {"resource_aware": False}),
+    "ideal speed-up (not delivered)": ("bayesian-regime", {"resource_estimate": "ideal"}),
+    "+ gain order for the packer": ("bayesian-regime", {"pack_order": "gain"}),
+    "- regime predictor (current-batch)": ("current-batch", {}),
+    "- makespan term (k = 0)": ("bayesian-regime", {"market": {"makespan_weight": 0.0}}),
+    "- fairness weights (λ = 0)": ("bayesian-regime", {"market": {"fairness_exponent": 0.0}}),
     "heuristic planner (no LP)": ("bayesian-regime", {"planner": "heuristic"}),
 }
 
@@ -93,11 +113,63 @@ HEADER = (
 )
 
 
+def combined() -> None:
+    book = load_combined_book(PEERS)
+    nodes = parse_cluster_spec("4x8,cpus=24,memory=500Gi")
+    config = SimulationConfig(round_seconds=120, restore_overhead_s=20)
+    head = (
+        f"{'':38} {'makespan':>8} {'avgJCT':>7} {'worstρ':>6} {'unfair%':>7} {'mk/best':>7} {'jct/best':>8} {'wall':>6}"
+    )
+    for seed, jobs, iat in COMBINED_SPECS:
+        workload = generate_combined(CombinedWorkloadArgs(jobs=jobs, mean_interarrival_s=iat), profiles=book, seed=seed)
+        print(
+            f"\n5. combined workload seed {seed}, {jobs} jobs, mean inter-arrival {iat:.0f} s "
+            f"(combined:jobs={jobs},mean_interarrival_s={iat:g} --seed {seed}), 4 × (8 GPUs, 24 CPUs, 500 GiB)\n{head}"
+        )
+        results: dict[tuple[str, str], tuple[Summary, float]] = {}
+        for policy in COMBINED_POLICIES:
+            predictor = "bayesian-regime" if policy in ("shockwave", "stretto") else "planned-schedule"
+            for packer in COMBINED_PACKERS:
+                start = time.perf_counter()
+                s = run(workload, book, nodes, config, policy=policy, predictor=predictor, packer=packer)
+                results[(policy, packer)] = (s, time.perf_counter() - start)
+        baselines = [s for (p, _), (s, _) in results.items() if p != "stretto"]
+        best_mk = min(s.makespan_s for s in baselines)
+        best_jct = min(s.avg_jct_s for s in baselines)
+
+        def line(label: str, s: Summary, wall: float, best: tuple[float, float] = (best_mk, best_jct)) -> str:
+            return (
+                f"{label:38} {s.makespan_s / 3600:8.2f} {s.avg_jct_s / 3600:7.3f} {s.worst_rho:6.2f} "
+                f"{100 * s.unfair_fraction:7.1f} {s.makespan_s / best[0]:7.3f} {s.avg_jct_s / best[1]:8.3f} {wall:6.1f}"
+            )
+
+        for (policy, packer), (s, wall) in results.items():
+            print(line(f"{policy} × {packer}", s, wall))
+        st = results[("stretto", "synergy-tune")][0]
+        sw = min(results[("shockwave", k)][0].unfair_fraction for k in COMBINED_PACKERS)
+        print(
+            f"target: stretto × synergy-tune makespan {st.makespan_s / best_mk:.3f} and avg JCT "
+            f"{st.avg_jct_s / best_jct:.3f} of the best baseline (≤ 1), unfair {100 * st.unfair_fraction:.1f}% "
+            f"(shockwave's lower: {100 * sw:.1f}%)"
+        )
+        print(f"stretto ablation, combined seed {seed}, synergy-tune\n{head}")
+        for label, (predictor, args) in COMBINED_ABLATION.items():
+            start = time.perf_counter()
+            s = run(
+                workload, book, nodes, config, policy="stretto", predictor=predictor, packer="synergy-tune", args=args
+            )
+            print(line(label, s, time.perf_counter() - start))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="skip the generated traces and Synergy's trace")
+    parser.add_argument("--quick", action="store_true", help="skip the generated traces, Synergy's trace, combined")
+    parser.add_argument("--combined-only", action="store_true", help="only the combined workload (section 5)")
     opts = parser.parse_args()
     print(machine())
+    if opts.combined_only:
+        combined()
+        return
     book = load_profile_book(PEERS / "shockwave")
     nodes = parse_cluster_spec("32x1")
     config = SimulationConfig(round_seconds=120, restore_overhead_s=20)
@@ -154,6 +226,7 @@ def main() -> None:
         print(row(f"{policy} + synergy-tune", s, None, time.perf_counter() - start))
         if policy == "stretto":
             print(f"stretto / (fifo + synergy-tune) makespan {s.makespan_s / tune.makespan_s:.3f} (target ≤ 1)")
+    combined()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from stretto import contracts
 from stretto.api.models import TrainingJob
 from stretto.api.quantity import format_bytes, format_cpu
-from stretto.operator import events, kube
+from stretto.operator import accounting, events, kube
 from stretto.operator.job_status import derive_status
 from stretto.operator.metrics import SCALE_EVENTS
 from stretto.operator.pod_builder import headless_service, worker_pod
@@ -145,17 +145,21 @@ def _namespace_terminating(error: ApiException) -> bool:
     return error.status == 403 and "NamespaceTerminating" in (error.body or "")
 
 
-def reconcile(job_body: dict[str, Any]) -> dict[str, Any] | None:
-    """Bring one TrainingJob's workers and Service to the desired state; return the new status."""
+def reconcile(job_body: dict[str, Any], *, round_pass: bool = False) -> dict[str, Any] | None:
+    """Bring one TrainingJob's workers and Service to the desired state; return the new status.
+
+    `round_pass` (the round loop's own pass, once a round) also advances the job's accounting and
+    prediction; reconciles triggered by events keep them, so a status write never triggers another.
+    """
     try:
-        return _reconcile(job_body)
+        return _reconcile(job_body, round_pass)
     except ApiException as error:
         if _namespace_terminating(error) or error.status == 404:
             return None  # the job is going away with its namespace; nothing left to converge
         raise
 
 
-def _reconcile(job_body: dict[str, Any]) -> dict[str, Any] | None:
+def _reconcile(job_body: dict[str, Any], round_pass: bool) -> dict[str, Any] | None:
     metadata = job_body["metadata"]
     namespace, name, uid = metadata["namespace"], metadata["name"], metadata["uid"]
     if metadata.get("deletionTimestamp"):
@@ -188,7 +192,10 @@ def _reconcile(job_body: dict[str, Any]) -> dict[str, Any] | None:
         status["observedGeneration"] = metadata.get("generation")
         if job_plan is not None:
             status["allocation"] |= _planned_allocation(job_plan)
-            status["prediction"] = _prediction(job_plan, job_body)
+        if round_pass:
+            status["prediction"] = _prediction(job_plan, job_body) if job_plan is not None else {}
+            status["accounting"] = accounting.advance(current_status.get("accounting"),
+                                                      status["allocation"]["gpus"], _now())
         if progress:
             status["progress"] = progress
         if _differs(current_status, status):

@@ -68,7 +68,7 @@ class RoundLoop:
         metrics.SOLVER_SECONDS.observe(timings.predict_s + timings.share_s + timings.pack_s)
         self._observe(jobs, snapshot.jobs)
         for job in jobs:
-            reconciler.reconcile(job)
+            reconciler.reconcile(job, round_pass=True)
         metrics.ROUND_SECONDS.observe(time.perf_counter() - started)
         return self.plans
 

@@ -218,6 +218,8 @@ class Accounting(ApiModel):
     run_seconds: float = 0
     first_start: str | None = None
     last_run_end: str | None = None
+    running_gpus: int = 0
+    updated_at: str | None = None
 
 
 class RegimeForecast(ApiModel):

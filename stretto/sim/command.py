@@ -24,6 +24,7 @@ from stretto.core.profiles import ProfileBook
 from stretto.core.registries import PluginSpec
 from stretto.core.rounds import RoundConfig, build_plugins
 from stretto.sim.clusters import ClusterSpecError, parse_cluster_spec
+from stretto.sim.combined_workload import CombinedWorkloadArgs, generate_combined, load_combined_book
 from stretto.sim.generators import GENERATOR_PREFIXES, generate_from_spec
 from stretto.sim.metrics import Summary, rhos, summarise
 from stretto.sim.simulator import SimulationConfig, SimulationResult, Simulator
@@ -36,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--workload",
         required=True,
         help="JSON-lines workload, Synergy .csv, Shockwave .trace/.jobs.jsonl, or a generator: "
-        "synergy:jobs=100,jobs_per_hour=9 | shockwave:jobs=120,mean_interarrival_s=40",
+        "synergy:jobs=100,jobs_per_hour=9 | shockwave:jobs=120,mean_interarrival_s=40 | "
+        "combined:jobs=120 (Shockwave-style jobs with Synergy's CPU/memory sensitivity; --profiles: peers folder)",
     )
     p.add_argument("--cluster", required=True, help="NxG[,cpus=C][,memory=M] (e.g. 4x8,cpus=24,memory=500Gi) or a file")
     p.add_argument("--policy", default="fifo", help="policy name(s), comma-separated")
@@ -46,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--profiles",
         type=Path,
         default=None,
-        help="profile file or folder (default: the peer's beside a peer trace, else the built-ins)",
+        help="profile file or folder (default: the peer's beside a peer trace, else the built-ins; "
+        "for combined: the peers' folder, default ../shared/data/peers)",
     )
     p.add_argument(
         "--round-seconds",
@@ -84,7 +87,7 @@ def _default_profiles(workload: str) -> Path | None:
 
 def _conventions(workload: str, args: argparse.Namespace) -> SimulationConfig:
     name = Path(workload).name
-    shockwave = name.endswith((".trace", ".jobs.jsonl")) or workload.startswith("shockwave:")
+    shockwave = name.endswith((".trace", ".jobs.jsonl")) or workload.startswith(("shockwave:", "combined:"))
     synergy = name.endswith(".csv")
     return SimulationConfig(
         round_seconds=args.round_seconds if args.round_seconds is not None else (120.0 if shockwave else 300.0),
@@ -94,6 +97,10 @@ def _conventions(workload: str, args: argparse.Namespace) -> SimulationConfig:
 
 
 def load_workload(spec: str, profiles_path: Path | None, seed: int) -> tuple[list[WorkloadJob], ProfileBook]:
+    if spec.split(":", 1)[0] == "combined":
+        book = load_combined_book(profiles_path)
+        combined = {"combined": (CombinedWorkloadArgs, generate_combined)}
+        return generate_from_spec(spec, profiles=book, seed=seed, generators=combined), book
     if spec.split(":", 1)[0] in GENERATOR_PREFIXES:
         book = load_profile_book(profiles_path)
         return generate_from_spec(spec, profiles=book, seed=seed), book

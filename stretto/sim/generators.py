@@ -13,6 +13,7 @@
   mode static/accordion/gns with `mode_mix`; accordion jobs shorter than 1000 s become static.
 
 A spec on the command line reads `NAME:key=value,...`, e.g. `synergy:jobs=100,jobs_per_hour=0`.
+`combined:` (Shockwave-style jobs with Synergy's CPU/memory sensitivity) is in `combined_workload`.
 """
 
 from __future__ import annotations
@@ -157,9 +158,11 @@ GENERATORS = {
 GENERATOR_PREFIXES = tuple(GENERATORS)
 
 
-def generate_from_spec(spec: str, *, profiles: ProfileBook, seed: int) -> list[WorkloadJob]:
+def generate_from_spec(
+    spec: str, *, profiles: ProfileBook, seed: int, generators: dict | None = None
+) -> list[WorkloadJob]:
     name, _, rest = spec.partition(":")
-    args_model, generate = GENERATORS[name]
+    args_model, generate = {**GENERATORS, **(generators or {})}[name]
     raw: dict[str, object] = {}
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")

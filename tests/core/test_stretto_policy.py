@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stretto.core.builders import CPU_HUNGRY, make_job, make_nodes, make_profile, make_snapshot
+from stretto.core.builders import CPU_HUNGRY, DEFAULT_PROFILE, make_job, make_nodes, make_profile, make_snapshot
 from stretto.core.decisions import JobPrediction, Predictions
 from stretto.core.policies.stretto import StrettoArgs, StrettoPolicy, at_ideal_resources
 from stretto.core.registries import PluginSpec
@@ -77,3 +77,75 @@ def test_same_input_same_output() -> None:
     predictions = BayesianRegimePredictor(BayesianRegimeArgs()).predict(snap)
     first, second = policy.share(snap, predictions), policy.share(snap, predictions)
     assert first.requests == second.requests and first.policy_state == second.policy_state
+
+
+def _on(node: str, gpus: int, cpus_per_gpu: float, memory_per_gpu: float, first: int = 0):
+    from stretto.core.snapshots import WorkerPlacement
+
+    return tuple(WorkerPlacement(node, (first + i,), cpus_per_gpu, memory_per_gpu) for i in range(gpus))
+
+
+def test_delivered_share_is_the_speed_up_the_packer_gave_over_the_ideal() -> None:
+    # CPU_HUNGRY: ideal 6 CPUs/100 GiB per GPU for ×2. h1 (1 GPU) got its ideal: +1 of +1;
+    # h2 (2 GPUs) got the proportional 3 CPUs/50 GiB: +0 of +2; p has no sensitivity.
+    # delivered = (1·1 + 2·0) / (1·1 + 2·1) = 1/3; smoothed with the prior 0.5 at weight 0.5: 5/12.
+    from stretto.core.policies.stretto import delivered_share
+    from stretto.core.snapshots import JobAllocation
+
+    hungry = make_profile("hungry", sensitivity=CPU_HUNGRY)
+    jobs = [
+        make_job("h1", profile=hungry, samples=50_000.0),
+        make_job("h2", gpus=2, profile=hungry, samples=50_000.0),
+        make_job("p", samples=50_000.0),
+    ]
+    previous = {
+        "h1": JobAllocation("h1", _on("node-0", 1, 6.0, 100.0)),
+        "h2": JobAllocation("h2", _on("node-0", 2, 3.0, 50.0, first=1)),
+        "p": JobAllocation("p", _on("node-0", 1, 3.0, 50.0, first=3)),
+    }
+    nodes = make_nodes(1, gpus=4, cpus=12.0, memory_gib=200.0)
+    snap = make_snapshot(jobs, nodes=nodes, now_s=600.0, round_seconds=120.0, previous=previous, round_index=5)
+    assert delivered_share(snap) == pytest.approx(1 / 3)
+    assert delivered_share(make_snapshot(jobs, nodes=nodes)) is None  # nothing ran yet
+    from stretto.core.predictors.bayesian_regime import BayesianRegimeArgs, BayesianRegimePredictor
+
+    predictions = BayesianRegimePredictor(BayesianRegimeArgs()).predict(snap)
+    shares = StrettoPolicy(StrettoArgs()).share(snap, predictions)
+    assert shares.policy_state["delivered"] == pytest.approx(5 / 12)
+
+
+def test_partial_speed_up_interpolates_between_proportional_and_ideal() -> None:
+    p = JobPrediction("x", 10.0, remaining_seconds=100.0, remaining_seconds_ideal=60.0, isolated_seconds=150.0)
+    q = at_ideal_resources(Predictions({"x": p}), fraction=0.25)["x"]
+    assert (q.remaining_seconds, q.isolated_seconds) == (90.0, 140.0)
+    r = at_ideal_resources(Predictions({"x": p}), fraction=0.0)["x"]
+    assert (r.remaining_seconds, r.isolated_seconds) == (100.0, 150.0)
+
+
+def test_nothing_delivered_plans_exactly_as_shockwave() -> None:
+    # Under the `proportional` packer no job gets more than its share: delivered = 0, so stretto's
+    # request order is shockwave's although its jobs are CPU-sensitive.
+    from stretto.core.policies.shockwave import ShockwavePolicy
+    from stretto.core.predictors.bayesian_regime import BayesianRegimeArgs, BayesianRegimePredictor
+    from stretto.core.snapshots import JobAllocation
+
+    hungry = make_profile("hungry", sensitivity=CPU_HUNGRY)
+    jobs = [
+        make_job(f"j{i}", arrival_s=20.0 * i, samples=40_000.0 * (i + 1), profile=hungry if i % 2 else DEFAULT_PROFILE)
+        for i in range(6)
+    ]
+    previous = {"j1": JobAllocation("j1", _on("node-0", 1, 3.0, 50.0))}
+    snap = make_snapshot(
+        jobs,
+        nodes=make_nodes(1, gpus=3, cpus=9.0, memory_gib=150.0),
+        now_s=600.0,
+        round_seconds=120.0,
+        previous=previous,
+        policy_state={"delivered": 0.0},
+        round_index=5,
+    )
+    predictions = BayesianRegimePredictor(BayesianRegimeArgs()).predict(snap)
+    stretto = StrettoPolicy(StrettoArgs()).share(snap, predictions)
+    shockwave = ShockwavePolicy(StrettoArgs().market).share(snap, predictions)
+    assert stretto.policy_state["delivered"] == 0.0
+    assert stretto.requests == shockwave.requests
