@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-PEERS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "peers"
+PEERS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "peers"
 
 
 @pytest.fixture
