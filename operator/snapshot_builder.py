@@ -122,12 +122,20 @@ def job_state(body: dict[str, Any], book: ProfileBook) -> JobState:
     )
 
 
+def _work_done(body: dict[str, Any]) -> bool:
+    """All the job's work is reported done: it is finishing (the reconciler marks it Succeeded), not scheduled."""
+    work = (body.get("spec") or {}).get("work") or {}
+    done = ((body.get("status") or {}).get("progress") or {}).get("samplesDone")
+    total = float(work.get("epochs", 0)) * float(work.get("samplesPerEpoch", 0))
+    return done is not None and total > 0 and float(done) >= total
+
+
 def build_snapshot(*, now_s: float, round_index: int, round_seconds: float, jobs: list[dict[str, Any]],
                    nodes: list[dict[str, Any]], pods: list[dict[str, Any]], book: ProfileBook,
                    policy_state: PolicyState = EMPTY_STATE, total_jobs_seen: int = 0) -> ClusterSnapshot:
-    """The round's input. Finished and deleting jobs are left out; order is by arrival then name."""
+    """The round's input. Finished (or work done), deleting jobs are left out; order is by arrival then name."""
     active = [j for j in jobs if not j["metadata"].get("deletionTimestamp")
-              and (j.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+              and (j.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and not _work_done(j)]
     states = sorted((job_state(j, book) for j in active), key=lambda s: (s.arrival_s, s.job_id))
     node_states = tuple(n for n in (node_state(node) for node in nodes) if n is not None)
     previous = current_allocations(pods)

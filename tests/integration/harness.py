@@ -106,6 +106,16 @@ class Harness:
         return self.start("operator", ["operator", "--progress-host", "127.0.0.1", "--progress-port",
                                        str(self.progress_port), "--progress-url", self.progress_url])
 
+    def start_emulator(self, *, time_scale: float, namespaces: list[str], interval: float = 0.25) -> ProcessRecord:
+        """`stretto emulate-training` on the local dev cluster: plays the Running workers of `namespaces`."""
+        if self.cluster is None:
+            raise RuntimeError("the training emulator needs the local dev cluster (it reads its credentials)")
+        args = ["emulate-training", "--run-dir", str(self.cluster.run_dir), "--time-scale", str(time_scale),
+                "--interval", str(interval)]
+        for namespace in namespaces:
+            args += ["--namespace", namespace]
+        return self.start("emulator", args)
+
     @property
     def progress_url(self) -> str:
         return f"http://127.0.0.1:{self.progress_port}"

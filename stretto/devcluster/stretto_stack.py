@@ -1,0 +1,100 @@
+"""Stretto on a dev cluster: the extender, the operator (configured through its ConfigMap) and the training emulator.
+
+Each runs as a background component of the `DevCluster` (logged under its run directory and stopped
+with `stretto dev-cluster down`). The operator's configuration is written where the operator reads it
+every round, `stretto-system/stretto-config` key `config.yaml`.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from stretto.devcluster import processes
+from stretto.devcluster.cluster import STRETTO_NAMESPACE, ClusterError, ClusterState, DevCluster
+from stretto.devcluster.demo_workload import ROUND_CONFIG, Compression
+from stretto.devcluster.rest import ApiError, RestClient
+
+CONFIG_NAME = "stretto-config"
+EMULATOR_START_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    compression: Compression
+    checkpoint_notice_seconds: float = 1.0  # wall seconds a shrinking worker gets to checkpoint
+    emulator_interval: float = 0.25  # wall seconds between the emulator's ticks
+
+    def operator_config(self) -> dict[str, Any]:
+        scheduler = ROUND_CONFIG.model_dump(mode="json")
+        return {"roundSeconds": self.compression.round_seconds,
+                "checkpointNoticeSeconds": self.checkpoint_notice_seconds, "scheduler": scheduler}
+
+
+def wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise ClusterError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def write_operator_config(rest: RestClient, config: dict[str, Any]) -> None:
+    path = f"/api/v1/namespaces/{STRETTO_NAMESPACE}/configmaps"
+    body = {"metadata": {"name": CONFIG_NAME}, "data": {"config.yaml": yaml.safe_dump(config)}}
+    rest.create("/api/v1/namespaces", {"metadata": {"name": STRETTO_NAMESPACE}})
+    try:
+        rest.request("POST", path, body)
+    except ApiError as error:
+        if error.status != 409:
+            raise
+        rest.request("PUT", f"{path}/{CONFIG_NAME}", body)
+
+
+def start_extender(cluster: DevCluster, state: ClusterState) -> None:
+    cluster.start_component("extender", ["extender", "--host", "127.0.0.1", "--port", str(state.extender_port)])
+    wait_http(f"http://127.0.0.1:{state.extender_port}/readyz", 60)
+
+
+def start_operator(cluster: DevCluster, settings: StackSettings) -> str:
+    """Start the operator; returns its progress URL (loopback)."""
+    port = processes.free_port()
+    url = f"http://127.0.0.1:{port}"
+    cluster.start_component("operator", ["operator", "--progress-host", "127.0.0.1", "--progress-port", str(port),
+                                         "--progress-url", url],
+                            env={"STRETTO_ROUND_SECONDS": str(settings.compression.round_seconds),
+                                 "STRETTO_CONFIG": f"{STRETTO_NAMESPACE}/{CONFIG_NAME}"})
+    return url
+
+
+def start_emulator(cluster: DevCluster, settings: StackSettings, namespaces: list[str]) -> None:
+    args = ["emulate-training", "--run-dir", str(cluster.run_dir),
+            "--time-scale", str(settings.compression.time_scale), "--interval", str(settings.emulator_interval)]
+    for namespace in namespaces:
+        args += ["--namespace", namespace]
+    cluster.start_component("emulator", args)
+
+
+def start_all(cluster: DevCluster, state: ClusterState, settings: StackSettings, namespaces: list[str],
+              progress: Any = print) -> str:
+    """Extender, operator configuration, operator and emulator; returns the progress URL."""
+    start_extender(cluster, state)
+    progress(f"Stretto extender ready on 127.0.0.1:{state.extender_port}")
+    write_operator_config(cluster.rest(state), settings.operator_config())
+    url = start_operator(cluster, settings)
+    progress(f"Stretto operator started (rounds every {settings.compression.round_seconds:g} s, "
+             f"checkpoint notice {settings.checkpoint_notice_seconds:g} s, progress on {url})")
+    wait_http(f"{url}/healthz", 60)  # the operator's start-up is done and its round loop begins
+    start_emulator(cluster, settings, namespaces)
+    time.sleep(EMULATOR_START_SECONDS)  # its interpreter starting: jobs applied before would lose time unplayed
+    progress(f"training emulator started (1 wall s = {settings.compression.time_scale:g} training s)")
+    return url
