@@ -15,6 +15,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any
 
@@ -28,12 +29,14 @@ from stretto.operator.leader import AlwaysLeader, LeaseElector
 from stretto.operator.snapshot_builder import JobPlan, build_snapshot, plans_from_decision
 
 log = logging.getLogger(__name__)
+APPLY_PARALLELISM = 8
 
 
 class RoundLoop:
     def __init__(self, config: ConfigSource | None = None, elector: LeaseElector | AlwaysLeader | None = None) -> None:
         self.config = config or ConfigSource()
         self.elector = elector or AlwaysLeader()
+        self._apply_pool = ThreadPoolExecutor(max_workers=APPLY_PARALLELISM, thread_name_prefix="apply")
         self.book = load_builtin_profiles()
         self.round_index = 0
         self.policy_state: PolicyState = EMPTY_STATE
@@ -67,8 +70,9 @@ class RoundLoop:
         timings = decision.timings
         metrics.SOLVER_SECONDS.observe(timings.predict_s + timings.share_s + timings.pack_s)
         self._observe(jobs, snapshot.jobs)
-        for job in jobs:
-            reconciler.reconcile(job, round_pass=True)
+        # Jobs are independent (one lock each), so apply them side by side: the round's cost is API
+        # round trips, not CPU.
+        list(self._apply_pool.map(lambda job: reconciler.reconcile(job, round_pass=True), jobs))
         metrics.ROUND_SECONDS.observe(time.perf_counter() - started)
         return self.plans
 
