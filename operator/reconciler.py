@@ -25,7 +25,7 @@ from stretto.api.models import TrainingJob
 from stretto.api.quantity import format_bytes, format_cpu
 from stretto.operator import accounting, events, kube
 from stretto.operator.job_status import derive_status
-from stretto.operator.metrics import SCALE_EVENTS
+from stretto.operator.metrics import JOB_RHO, SCALE_EVENTS
 from stretto.operator.pod_builder import headless_service, worker_pod
 from stretto.operator.reconcile import plan_workers
 from stretto.operator.snapshot_builder import JobPlan, job_key
@@ -194,6 +194,8 @@ def _reconcile(job_body: dict[str, Any], round_pass: bool) -> dict[str, Any] | N
             status["allocation"] |= _planned_allocation(job_plan)
         if round_pass:
             status["prediction"] = _prediction(job_plan, job_body) if job_plan is not None else {}
+            if "rho" in status["prediction"]:
+                JOB_RHO.labels(namespace, name).set(status["prediction"]["rho"])
             status["accounting"] = accounting.advance(current_status.get("accounting"),
                                                       status["allocation"]["gpus"], _now())
         if progress:

@@ -58,7 +58,7 @@ def indices(pods: list[client.V1Pod]) -> list[int]:
 def test_an_elastic_job_grows_when_gpus_are_idle_and_shrinks_with_a_checkpoint(core, custom, namespace):
     create_job(custom, namespace, training_job("grower", min_workers=1, max_workers=8, tenant="team-a"))
     wait_for(lambda: running_workers(core, namespace, "grower", 8), 120, "the elastic job to grow to 8 workers")
-    assert planned_workers(custom, namespace, "grower") == 8
+    wait_for(lambda: planned_workers(custom, namespace, "grower") == 8, 30, "the status to show 8 planned workers")
 
     recorder = PodRecorder(core, namespace, "grower")
     try:
