@@ -13,6 +13,17 @@ from stretto.core.snapshots import ClusterSnapshot, JobState
 PlaceFn = Callable[[JobState, ShareRequest, NodeLedger], str | None]
 
 
+def place_with_demand(job: JobState, request: ShareRequest, ledger: NodeLedger, cpus: float, memory: float,
+                      no_room: str) -> str | None:
+    """Place the job's workers at `cpus` and `memory` each (best fit) and commit them; else `no_room`."""
+    workers = request.gpus // job.gpus_per_worker
+    plan = ledger.find(workers=workers, gpus_per_worker=job.gpus_per_worker, cpus=cpus, memory=memory)
+    if plan is None:
+        return no_room
+    ledger.commit(job.job_id, plan, gpus_per_worker=job.gpus_per_worker, cpus=cpus, memory=memory)
+    return None
+
+
 def gpu_shortage_reason(request: ShareRequest, ledger: NodeLedger) -> str:
     return f"needs {request.gpus} GPUs; {ledger.total_free_gpus} free after higher-priority jobs"
 

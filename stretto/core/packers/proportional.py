@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from stretto.core.decisions import Placement, ShareRequest, Shares
 from stretto.core.packers.node_ledger import NodeLedger
-from stretto.core.packers.ordered_placement import place_in_order
+from stretto.core.packers.ordered_placement import place_in_order, place_with_demand
 from stretto.core.packers.worker_demand import proportional_demand
 from stretto.core.snapshots import ClusterSnapshot, JobState
 
@@ -28,12 +28,7 @@ ARGS = ProportionalArgs
 
 def place_proportionally(job: JobState, request: ShareRequest, ledger: NodeLedger) -> str | None:
     cpus, memory = proportional_demand(job, ledger)
-    workers = request.gpus // job.gpus_per_worker
-    plan = ledger.find(workers=workers, gpus_per_worker=job.gpus_per_worker, cpus=cpus, memory=memory)
-    if plan is None:
-        return NO_ROOM
-    ledger.commit(job.job_id, plan, gpus_per_worker=job.gpus_per_worker, cpus=cpus, memory=memory)
-    return None
+    return place_with_demand(job, request, ledger, cpus, memory, NO_ROOM)
 
 
 class ProportionalPacker:
