@@ -3,7 +3,8 @@
 It lives in a ConfigMap (default `stretto-system/stretto-config`, key `config.yaml`) that the
 operator re-reads every round, so a platform team changes policy or packer without a restart. An
 invalid edit is refused with a log line naming the field, and the last good configuration stays.
-`STRETTO_ROUND_SECONDS` overrides the round length (the dev cluster's compressed time).
+`STRETTO_ROUND_SECONDS` overrides the round length and `STRETTO_TIME_SCALE` the time scale (the dev
+cluster's compressed time, where the training emulator runs `timeScale` training seconds per wall second).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class OperatorConfig(BaseModel):
     scheduler: RoundConfig = Field(default_factory=_default_scheduler)
     checkpoint_notice_seconds: float = Field(10.0, ge=0, le=3600, alias="checkpointNoticeSeconds",
                                              description="time a worker is asked to checkpoint before removal")
+    time_scale: float = Field(1.0, gt=0, le=10_000, alias="timeScale",
+                              description="training seconds per wall second: 1 on a real cluster, more where training "
+                                          "is emulated in compressed time")
 
 
 def _location() -> tuple[str, str]:
@@ -51,9 +55,10 @@ class ConfigSource:
 
     @staticmethod
     def _with_overrides(config: OperatorConfig) -> OperatorConfig:
-        if seconds := os.environ.get("STRETTO_ROUND_SECONDS"):
-            return config.model_copy(update={"round_seconds": float(seconds)})
-        return config
+        overrides = {field: float(value) for field, env in (("round_seconds", "STRETTO_ROUND_SECONDS"),
+                                                            ("time_scale", "STRETTO_TIME_SCALE"))
+                     if (value := os.environ.get(env))}
+        return config.model_copy(update=overrides) if overrides else config
 
     def refresh(self) -> OperatorConfig:
         namespace, name = _location()

@@ -118,10 +118,11 @@ def shared_gpu_additions(container_name: str, *, host_control_root: str = contra
 
 
 def worker_pod(job_body: dict[str, Any], index: int, plan: JobPlan | None = None,
-               extra_env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+               extra_env: list[dict[str, Any]] | None = None, planned_node: str | None = None) -> dict[str, Any]:
     """The manifest of worker `index` of the TrainingJob whose raw body is `job_body`.
 
     `plan` is the latest round's decision for the job: it sets the worker's CPU and memory.
+    `planned_node` is the node the round's packer chose for this worker (the extender binds it only there).
     `extra_env` is appended to the worker container's environment (the progress channel's).
     """
     job = TrainingJob.model_validate(job_body)
@@ -135,6 +136,8 @@ def worker_pod(job_body: dict[str, Any], index: int, plan: JobPlan | None = None
     annotations = {**(template_meta.get("annotations") or {}), **_share_annotations(job)}
     if plan is not None:
         annotations[contracts.ANNOTATION_ROUND] = str(plan.round_index)
+    if planned_node:
+        annotations[contracts.ANNOTATION_PLANNED_NODE] = planned_node
 
     containers = spec["containers"]
     worker = containers[0]  # the first container trains; sidecars keep what the user gave them

@@ -8,6 +8,8 @@ which hosts the rendezvous.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,3 +49,23 @@ def plan_workers(desired: int, pods: list[dict[str, Any]]) -> WorkerPlan:
         if i < desired and live[i].get("status", {}).get("reason") == "Evicted"
     )
     return WorkerPlan(create=create, delete=delete, replace=replace)
+
+
+def planned_nodes(desired: int, pods: list[dict[str, Any]], plan_nodes: Sequence[str]) -> dict[int, str]:
+    """The round's node for each worker index below `desired` that is not bound to a node yet.
+
+    The packer lists one node per worker, running workers first (they never move). Workers already
+    bound use up their node's entries; what is left goes to the unbound indices in ascending order.
+    """
+    live = {i: pod for pod in pods if (i := worker_index(pod)) is not None and not _gone(pod)}
+    bound = Counter(
+        node for i, pod in live.items() if i < desired and (node := (pod.get("spec") or {}).get("nodeName"))
+    )
+    spare: list[str] = []
+    for node in plan_nodes:
+        if bound[node] > 0:
+            bound[node] -= 1
+        else:
+            spare.append(node)
+    unbound = [i for i in range(desired) if not ((live.get(i) or {}).get("spec") or {}).get("nodeName")]
+    return dict(zip(unbound, spare, strict=False))

@@ -27,7 +27,7 @@ from stretto.operator import accounting, events, kube
 from stretto.operator.job_status import derive_status
 from stretto.operator.metrics import JOB_RHO, SCALE_EVENTS
 from stretto.operator.pod_builder import headless_service, worker_pod
-from stretto.operator.reconcile import plan_workers
+from stretto.operator.reconcile import plan_workers, planned_nodes, worker_index
 from stretto.operator.snapshot_builder import JobPlan, job_key
 
 log = logging.getLogger(__name__)
@@ -68,14 +68,16 @@ class _RoundPlans:
         self.plans: Mapping[str, JobPlan] = MappingProxyType({})
         self.round_index: int | None = None
         self.checkpoint_notice_seconds = 10.0
+        self.time_scale = 1.0  # training seconds per wall second: predictions are in training seconds
 
 
 _round = _RoundPlans()
 
 
-def set_plans(plans: Mapping[str, JobPlan], round_index: int, checkpoint_notice_seconds: float) -> None:
+def set_plans(plans: Mapping[str, JobPlan], round_index: int, checkpoint_notice_seconds: float,
+              time_scale: float = 1.0) -> None:
     _round.plans, _round.round_index = plans, round_index
-    _round.checkpoint_notice_seconds = checkpoint_notice_seconds
+    _round.checkpoint_notice_seconds, _round.time_scale = checkpoint_notice_seconds, time_scale
 
 
 def clear_plans() -> None:
@@ -236,8 +238,16 @@ def _apply(job_body: dict[str, Any], desired: int, pods: list[dict[str, Any]], j
     if workers.create and channel is not None:
         channel.ensure_job_secret(job_body)
     extra_env = channel.worker_env(metadata["name"]) if channel is not None else []
+    planned = planned_nodes(desired, pods, job_plan.nodes) if job_plan is not None else {}
+    for pod in pods:  # a worker still waiting for a node follows the latest round's plan
+        index = worker_index(pod)
+        node = planned.get(index) if index is not None else None
+        annotations = pod["metadata"].get("annotations") or {}
+        if node and index not in workers.create and annotations.get(contracts.ANNOTATION_PLANNED_NODE) != node:
+            _annotate(namespace, pod["metadata"]["name"], {contracts.ANNOTATION_PLANNED_NODE: node})
     for index in workers.create:
-        if _create("pod", namespace, worker_pod(job_body, index, job_plan, extra_env=extra_env)):
+        pod = worker_pod(job_body, index, job_plan, extra_env=extra_env, planned_node=planned.get(index))
+        if _create("pod", namespace, pod):
             events.record(job_body, "CreatedWorker", f"created worker {index}; the round gives it {desired} workers")
             SCALE_EVENTS.labels("up").inc()
             changed = True
@@ -293,7 +303,7 @@ def _planned_allocation(job_plan: JobPlan) -> dict[str, Any]:
 def _prediction(job_plan: JobPlan, job_body: dict[str, Any]) -> dict[str, Any]:
     if job_plan.remaining_seconds is None:
         return {}
-    finish = _now() + dt.timedelta(seconds=job_plan.remaining_seconds)
+    finish = _now() + dt.timedelta(seconds=job_plan.remaining_seconds / _round.time_scale)
     prediction: dict[str, Any] = {
         "finishTime": finish.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "remainingSeconds": round(job_plan.remaining_seconds, 1),
@@ -302,7 +312,8 @@ def _prediction(job_plan: JobPlan, job_body: dict[str, Any]) -> dict[str, Any]:
     created = job_body["metadata"].get("creationTimestamp")
     if created and job_plan.isolated_seconds:
         start = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
-        prediction["rho"] = round((finish - start).total_seconds() / job_plan.isolated_seconds, 3)
+        elapsed = (finish - start).total_seconds() * _round.time_scale
+        prediction["rho"] = round(elapsed / job_plan.isolated_seconds, 3)
     return prediction
 
 

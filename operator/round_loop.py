@@ -61,11 +61,11 @@ class RoundLoop:
                 for p in kube.core().list_pod_for_all_namespaces(label_selector=selector).items]
         snapshot = build_snapshot(now_s=time.time(), round_index=self.round_index,
                                   round_seconds=config.round_seconds, jobs=jobs, nodes=nodes, pods=pods,
-                                  book=self.book, policy_state=self.policy_state)
+                                  book=self.book, policy_state=self.policy_state, time_scale=config.time_scale)
         decision = run_round(snapshot, plugins)
         self.policy_state = decision.policy_state
         self.plans = plans_from_decision(decision, snapshot)
-        reconciler.set_plans(self.plans, self.round_index, config.checkpoint_notice_seconds)
+        reconciler.set_plans(self.plans, self.round_index, config.checkpoint_notice_seconds, config.time_scale)
         self.round_index += 1
         timings = decision.timings
         metrics.SOLVER_SECONDS.observe(timings.predict_s + timings.share_s + timings.pack_s)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -28,6 +28,7 @@ from stretto.core.snapshots import (
     PolicyState,
     WorkerPlacement,
 )
+from stretto.operator.reconcile import worker_index
 
 GIB = 2**30
 DEFAULT_MODEL = "resnet50"  # the job model for a TrainingJob that names none (or an unknown one)
@@ -76,15 +77,17 @@ def _worker_placement(pod: dict[str, Any]) -> WorkerPlacement | None:
 
 
 def current_allocations(pods: list[dict[str, Any]]) -> dict[str, JobAllocation]:
-    """What each job holds now: its bound, live worker pods."""
-    workers: dict[str, list[WorkerPlacement]] = {}
+    """What each job holds now: its bound, live worker pods, lowest worker index first."""
+    workers: dict[str, list[tuple[int, WorkerPlacement]]] = {}
     for pod in pods:
         labels = pod.get("metadata", {}).get("labels") or {}
         job = labels.get(contracts.LABEL_JOB)
         placement = _worker_placement(pod)
-        if job and placement is not None:
-            workers.setdefault(job_key(pod["metadata"]["namespace"], job), []).append(placement)
-    return {key: JobAllocation(key, tuple(found)) for key, found in workers.items()}
+        index = worker_index(pod)
+        if job and placement is not None and index is not None:
+            workers.setdefault(job_key(pod["metadata"]["namespace"], job), []).append((index, placement))
+    return {key: JobAllocation(key, tuple(p for _, p in sorted(found, key=lambda f: f[0])))
+            for key, found in workers.items()}
 
 
 def job_state(body: dict[str, Any], book: ProfileBook) -> JobState:
@@ -122,6 +125,19 @@ def job_state(body: dict[str, Any], book: ProfileBook) -> JobState:
     )
 
 
+def _scaled(state: JobState, time_scale: float) -> JobState:
+    if time_scale == 1.0:
+        return state
+
+    def at(moment: float | None) -> float | None:
+        return None if moment is None else moment * time_scale
+
+    return replace(state, arrival_s=state.arrival_s * time_scale, first_start_s=at(state.first_start_s),
+                   last_run_end_s=at(state.last_run_end_s),
+                   attained_gpu_seconds=state.attained_gpu_seconds * time_scale,
+                   run_seconds=state.run_seconds * time_scale)
+
+
 def _work_done(body: dict[str, Any]) -> bool:
     """All the job's work is reported done: it is finishing (the reconciler marks it Succeeded), not scheduled."""
     work = (body.get("spec") or {}).get("work") or {}
@@ -132,19 +148,26 @@ def _work_done(body: dict[str, Any]) -> bool:
 
 def build_snapshot(*, now_s: float, round_index: int, round_seconds: float, jobs: list[dict[str, Any]],
                    nodes: list[dict[str, Any]], pods: list[dict[str, Any]], book: ProfileBook,
-                   policy_state: PolicyState = EMPTY_STATE, total_jobs_seen: int = 0) -> ClusterSnapshot:
-    """The round's input. Finished (or work done), deleting jobs are left out; order is by arrival then name."""
+                   policy_state: PolicyState = EMPTY_STATE, total_jobs_seen: int = 0,
+                   time_scale: float = 1.0) -> ClusterSnapshot:
+    """The round's input. Finished (or work done), deleting jobs are left out; order is by arrival then name.
+
+    Times are training seconds: wall times and durations are multiplied by `time_scale` (1 on a real
+    cluster), so predictions and policies see the same clock as the job model's throughputs.
+    """
     active = [j for j in jobs if not j["metadata"].get("deletionTimestamp")
               and (j.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and not _work_done(j)]
-    states = sorted((job_state(j, book) for j in active), key=lambda s: (s.arrival_s, s.job_id))
+    states = sorted((_scaled(job_state(j, book), time_scale) for j in active), key=lambda s: (s.arrival_s, s.job_id))
     node_states = tuple(n for n in (node_state(node) for node in nodes) if n is not None)
     previous = current_allocations(pods)
     known = {s.job_id for s in states}
     return ClusterSnapshot(
-        now_s=now_s, round_index=round_index, round_seconds=round_seconds, jobs=tuple(states),
+        now_s=now_s * time_scale, round_index=round_index, round_seconds=round_seconds * time_scale,
+        jobs=tuple(states),
         nodes=tuple(sorted(node_states, key=lambda n: n.name)),
         previous=MappingProxyType({k: v for k, v in previous.items() if k in known}),
         policy_state=policy_state, total_jobs_seen=max(total_jobs_seen, len(jobs)),
+        workers_can_move=False,  # a pod never changes nodes: running workers stay, new ones get planned nodes
     )
 
 

@@ -103,6 +103,7 @@ def make_snapshot(
     previous: Mapping[str, JobAllocation] | None = None,
     policy_state: PolicyState | None = None,
     round_index: int = 0,
+    workers_can_move: bool = True,
 ) -> ClusterSnapshot:
     jobs = tuple(jobs)
     return ClusterSnapshot(
@@ -113,5 +114,6 @@ def make_snapshot(
         nodes=nodes if nodes is not None else make_nodes(1),
         previous=MappingProxyType(dict(previous or {})),
         policy_state=MappingProxyType(dict(policy_state or {})),
+        workers_can_move=workers_can_move,
         total_jobs_seen=len(jobs),
     )

@@ -167,6 +167,10 @@ class ClusterSnapshot:
     previous: Mapping[str, JobAllocation] = field(default_factory=lambda: MappingProxyType({}))
     policy_state: PolicyState = field(default_factory=lambda: EMPTY_STATE)
     total_jobs_seen: int = 0  # jobs submitted so far, finished included (ρ's contention factor)
+    # False where a running worker stays on its node (a live cluster: a pod never moves); packers
+    # then keep running workers where they are and place only new ones. True lets every round
+    # re-place every job from scratch, as the peers' simulators do.
+    workers_can_move: bool = True
 
     @property
     def total_gpus(self) -> int:

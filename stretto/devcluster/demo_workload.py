@@ -101,10 +101,12 @@ def simulate(jobs: list[WorkloadJob], *, node_states: tuple[NodeState, ...], boo
     """`stretto simulate` on the same jobs, plugins and nodes, with the live run's round length.
 
     Completions count at the end of their round: the operator marks a job Succeeded at the first round
-    after its work is done, which is when the live run sees it finish.
+    after its work is done, which is when the live run sees it finish. Workers stay where they run, as
+    pods do.
     """
     config = SimulationConfig(round_seconds=compression.simulated_round_seconds,
-                              restore_overhead_s=restore_overhead_s, finish_at_round_end=True)
+                              restore_overhead_s=restore_overhead_s, finish_at_round_end=True,
+                              workers_can_move=False)
     simulator = Simulator(workload=jobs, nodes=node_states, profiles=book, plugins=build_plugins(ROUND_CONFIG),
                           config=config)
     return simulator.run()

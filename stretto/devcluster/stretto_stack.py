@@ -72,6 +72,7 @@ def start_operator(cluster: DevCluster, settings: StackSettings) -> str:
     cluster.start_component("operator", ["operator", "--progress-host", "127.0.0.1", "--progress-port", str(port),
                                          "--progress-url", url],
                             env={"STRETTO_ROUND_SECONDS": str(settings.compression.round_seconds),
+                                 "STRETTO_TIME_SCALE": str(settings.compression.time_scale),
                                  "STRETTO_CONFIG": f"{STRETTO_NAMESPACE}/{CONFIG_NAME}"})
     return url
 

@@ -9,6 +9,11 @@ at epoch boundaries as the job's adaptation mode would (the simulator's GNS / Ac
 token from the job's `<job>-progress` Secret: the real SDK path, token check included. A job
 stops being reported once its work is done; the operator then marks it Succeeded.
 
+When the operator asks the job to checkpoint (the SDK's reply says so: a worker is about to be
+removed), the emulated job does what well-behaved training code does: it saves a checkpoint at the
+samples done so far and stops training until the resize happens (its worker count changes) or the
+request is withdrawn, so the shrink loses no work. Time held is not training time.
+
 The reported samples/s is the model's rate (what a real worker would measure); the time scale
 only compresses wall time. Loopback only: the progress URL must point at this machine.
 """
@@ -206,6 +211,9 @@ class _EmulatedJob:
     reporter: Reporter
     last_tick: float | None = None
     finished: bool = False
+    workers: int = 0
+    checkpointed_samples: float | None = None  # where the last checkpoint was saved
+    holding: bool = False  # checkpoint saved on request: waits for the resize
 
 
 ReporterFactory = Callable[..., Reporter]
@@ -309,7 +317,13 @@ class TrainingEmulator:
             if state.finished:
                 continue
             now = self._clock()
-            elapsed = 0.0 if state.last_tick is None else now - state.last_tick
+            resumed = state.holding and allocation.workers != state.workers
+            if resumed:  # resized: training resumes from the checkpoint it saved; the clock restarts here
+                state.holding = False
+                log.info("%s/%s: resized to %d workers; resuming from the checkpoint at %.0f samples",
+                         key[0], key[1], allocation.workers, state.checkpointed_samples or 0.0)
+            state.workers = allocation.workers
+            elapsed = 0.0 if state.last_tick is None or state.holding or resumed else now - state.last_tick
             state.last_tick = now
             state.run = advance(state.run, profile=state.profile, allocation=allocation,
                                 seconds=elapsed * self.time_scale)
@@ -331,6 +345,13 @@ class TrainingEmulator:
             return False
         if reply.accepted is not None and reply.accepted.clipped:
             log.warning("%s/%s: operator flagged the report: %s", key[0], key[1], reply.accepted.reason)
+        if reply.checkpoint_requested and not state.holding:
+            state.holding, state.checkpointed_samples = True, run.samples_done
+            log.info("%s/%s: checkpoint requested; saved at %.0f samples (epoch %.2f), holding until the resize",
+                     key[0], key[1], run.samples_done, run.epoch)
+        elif state.holding and not reply.checkpoint_requested:
+            state.holding = False  # the round kept the workers after all
+            log.info("%s/%s: checkpoint request withdrawn; training on", key[0], key[1])
         if run.done:
             state.finished = True
             log.info("%s/%s: work done (%.0f samples); no more reports", key[0], key[1], run.samples_done)

@@ -69,6 +69,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         default=None,
         help="count completions at the end of their round (default: only for Synergy traces)",
     )
+    p.add_argument(
+        "--workers-can-move",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="re-place every job each round, as the peers' simulators do (default); --no-workers-can-move keeps "
+        "running workers where they are, as a live cluster does",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for generated workloads")
     p.add_argument("--out", type=Path, default=None, help="folder for results.json, per-job CSVs and plots")
     p.set_defaults(func=run)
@@ -93,6 +100,7 @@ def _conventions(workload: str, args: argparse.Namespace) -> SimulationConfig:
         round_seconds=args.round_seconds if args.round_seconds is not None else (120.0 if shockwave else 300.0),
         restore_overhead_s=args.restore_overhead if args.restore_overhead is not None else (20.0 if shockwave else 0.0),
         finish_at_round_end=args.finish_at_round_end if args.finish_at_round_end is not None else synergy,
+        workers_can_move=args.workers_can_move,
     )
 
 
@@ -226,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
                     **asdict(s),
                     "round_seconds": config.round_seconds,
                     "restore_overhead_s": config.restore_overhead_s,
+                    "workers_can_move": config.workers_can_move,
                     "jobs": len(workload),
                     "gpus": sum(n.gpus for n in nodes),
                 }

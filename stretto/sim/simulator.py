@@ -44,6 +44,9 @@ class SimulationConfig(BaseModel):
     restore_overhead_s: float = Field(0.0, ge=0, description="seconds lost by a job that did not run last round")
     finish_at_round_end: bool = Field(False, description="record completions at the end of the round (Synergy)")
     max_simulated_s: float = Field(1e8, gt=0, description="stop (with an error) past this virtual time")
+    workers_can_move: bool = Field(
+        True, description="re-place every job each round (the peers' simulators); False keeps running workers put"
+    )
 
 
 @dataclass(slots=True)
@@ -209,6 +212,7 @@ class Simulator:
             previous=MappingProxyType(dict(previous)),
             policy_state=policy_state,
             total_jobs_seen=seen,
+            workers_can_move=self.config.workers_can_move,
         )
 
     def _advance(self, p: JobProgress, allocation: JobAllocation, start: float, ran_last_round: bool) -> None:

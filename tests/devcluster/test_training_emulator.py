@@ -181,6 +181,49 @@ def test_a_paused_job_does_not_train_while_its_workers_are_not_running():
         assert operator.ledger.get("ns", "job").samples_done == 0.0
 
 
+def test_a_checkpoint_request_saves_and_holds_until_the_resize():
+    body = job_body(mode="none", batch_sizes=(32,), epochs=100)
+    operator = Operator(body)
+    clock = [0.0]
+    with serving(operator.app()) as url:
+        two = [pod(i, gpus=1, cpu="3", memory="64000Mi", url=url) for i in range(2)]
+        api = CannedApi(body, two, secret_token=token(body))
+        emulator = TrainingEmulator(api, book=BOOK, time_scale=1.0, clock=lambda: clock[0])
+        emulator.tick()
+        clock[0] = 10.0
+        operator.checkpoint_requested = True  # worker 1 is about to be removed
+        emulator.tick()  # trains to t=10, then sees the request in the reply: saves and holds
+        saved = operator.ledger.get("ns", "job").samples_done
+        assert saved > 0
+        clock[0] = 20.0
+        emulator.tick()  # holding: the notice period trains nothing
+        assert operator.ledger.get("ns", "job").samples_done == saved
+        api.pods, operator.checkpoint_requested = two[:1], False  # resized to one worker
+        clock[0] = 30.0
+        emulator.tick()  # resumes from the checkpoint; the clock restarts here
+        clock[0] = 40.0
+        emulator.tick()
+        one_worker = RESNET18.throughput(32, 1, 3.0, 62.5)
+        assert operator.ledger.get("ns", "job").samples_done == pytest.approx(saved + 10.0 * one_worker)
+
+
+def test_a_withdrawn_checkpoint_request_lets_training_go_on():
+    body = job_body(mode="none", batch_sizes=(32,), epochs=100)
+    operator = Operator(body, checkpoint_requested=True)
+    clock = [0.0]
+    with serving(operator.app()) as url:
+        api = CannedApi(body, [pod(0, gpus=1, url=url)], secret_token=token(body))
+        emulator = TrainingEmulator(api, book=BOOK, time_scale=1.0, clock=lambda: clock[0])
+        emulator.tick()  # asked at once: holds
+        clock[0] = 10.0
+        operator.checkpoint_requested = False
+        emulator.tick()  # still held for this interval; the reply withdraws the request
+        assert operator.ledger.get("ns", "job").samples_done == 0.0
+        clock[0] = 20.0
+        emulator.tick()
+        assert operator.ledger.get("ns", "job").samples_done > 0.0
+
+
 def test_a_remote_progress_url_is_refused():
     with pytest.raises(ValueError, match="loopback"):
         TrainingEmulator(CannedApi(job_body(), [], None), book=BOOK, progress_url="http://10.1.2.3:8081")

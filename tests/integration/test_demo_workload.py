@@ -43,6 +43,7 @@ def test_the_small_demo_workload_succeeds_and_matches_the_simulator(harness: Har
     compression = Compression(time_scale=TIME_SCALE, round_seconds=float(TEST_OPERATOR_CONFIG["roundSeconds"]))
     node_states = nodes(NODES, GPUS_PER_NODE)
     wait_for(lambda: _http_ok(harness.progress_port, "/healthz"), 60, "the operator's progress server")
+    harness.configure_operator({**TEST_OPERATOR_CONFIG, "timeScale": TIME_SCALE})  # the emulator's clock
     emulator = harness.start_emulator(time_scale=TIME_SCALE, namespaces=[namespace])
     time.sleep(EMULATOR_START_SECONDS)  # jobs applied before it plays would lose their first seconds
     try:
@@ -60,6 +61,7 @@ def test_the_small_demo_workload_succeeds_and_matches_the_simulator(harness: Har
             time.sleep(0.2)
     finally:
         harness.kill(emulator.name)
+        harness.configure_operator(TEST_OPERATOR_CONFIG)
 
     assert all(r.status.get("phase") == "Succeeded" for r in run.records.values())
     reference = simulate(jobs, node_states=node_states, book=book, compression=compression)

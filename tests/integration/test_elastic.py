@@ -55,15 +55,24 @@ def indices(pods: list[client.V1Pod]) -> list[int]:
     return sorted(int(p.metadata.labels[contracts.LABEL_WORKER_INDEX]) for p in pods)
 
 
+def assert_bound_where_planned(pods: list[client.V1Pod]) -> None:
+    """Every worker carries the round's planned node, and the extender bound it there."""
+    for pod in pods:
+        planned = (pod.metadata.annotations or {}).get(contracts.ANNOTATION_PLANNED_NODE)
+        assert planned == pod.spec.node_name, f"{pod.metadata.name}: planned {planned}, bound {pod.spec.node_name}"
+
+
 def test_an_elastic_job_grows_when_gpus_are_idle_and_shrinks_with_a_checkpoint(core, custom, namespace):
     create_job(custom, namespace, training_job("grower", min_workers=1, max_workers=8, tenant="team-a"))
-    wait_for(lambda: running_workers(core, namespace, "grower", 8), 120, "the elastic job to grow to 8 workers")
+    grown = wait_for(lambda: running_workers(core, namespace, "grower", 8), 120, "the elastic job to grow to 8 workers")
+    assert_bound_where_planned(grown)
     wait_for(lambda: planned_workers(custom, namespace, "grower") == 8, 30, "the status to show 8 planned workers")
 
     recorder = PodRecorder(core, namespace, "grower")
     try:
         create_job(custom, namespace, training_job("newcomer", min_workers=20, tenant="team-b"))
-        wait_for(lambda: running_workers(core, namespace, "newcomer", 20), 180, "the newcomer's 20 workers")
+        newcomers = wait_for(lambda: running_workers(core, namespace, "newcomer", 20), 180, "the newcomer's 20 workers")
+        assert_bound_where_planned(newcomers)
         pods = wait_for(lambda: running_workers(core, namespace, "grower", 4), 120, "the elastic job at 4 workers")
     finally:
         recorder.stop()

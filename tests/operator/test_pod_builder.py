@@ -47,6 +47,12 @@ def test_worker_pod_carries_the_contract():
     assert spec["terminationGracePeriodSeconds"] == 30
     assert spec["containers"][0]["resources"]["limits"] == {contracts.GPU_RESOURCE: "2"}
     assert "resources" not in spec["containers"][1]
+    assert contracts.ANNOTATION_PLANNED_NODE not in meta["annotations"]
+
+
+def test_worker_pod_carries_the_rounds_planned_node():
+    pod = worker_pod(job_body(), 0, planned_node="node-2")
+    assert pod["metadata"]["annotations"][contracts.ANNOTATION_PLANNED_NODE] == "node-2"
 
 
 def test_worker_gets_torchrun_elastic_rendezvous_settings():

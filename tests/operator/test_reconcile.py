@@ -8,7 +8,7 @@ import pytest
 
 from stretto import contracts
 from stretto.operator.job_status import derive_status
-from stretto.operator.reconcile import plan_workers
+from stretto.operator.reconcile import plan_workers, planned_nodes
 
 
 def pod(index: int, *, phase: str = "Running", node: str | None = "n1", ready: bool = True,
@@ -78,3 +78,23 @@ def test_condition_transition_time_is_kept_while_the_status_holds():
     previous = [dict(c, lastTransitionTime="2020-01-01T00:00:00Z") for c in first["conditions"]]
     again = derive_status(1, [pod(0)], 1, previous)
     assert all(c["lastTransitionTime"] == "2020-01-01T00:00:00Z" for c in again["conditions"])
+
+
+@pytest.mark.parametrize(("desired", "existing", "plan_nodes", "expected"), [
+    # nothing runs: the plan's nodes go to the indices in order
+    (3, [], ["n1", "n1", "n2"], {0: "n1", 1: "n1", 2: "n2"}),
+    # workers 0 and 1 run on n1 and n3; the plan keeps them and adds one on n2
+    (3, [(0, "n1"), (1, "n3")], ["n1", "n3", "n2"], {2: "n2"}),
+    # worker 1 is still pending: it follows the plan's spare node, not its old annotation
+    (3, [(0, "n1"), (1, None), (2, "n2")], ["n1", "n2", "n4"], {1: "n4"}),
+    # a shrink: only bound workers below the new count use up the plan's entries
+    (1, [(0, "n1"), (1, "n2")], ["n1"], {}),
+])
+def test_planned_nodes_go_to_the_workers_without_a_node(desired, existing, plan_nodes, expected):
+    pods = [pod(i, node=node, phase="Running" if node else "Pending") for i, node in existing]
+    assert planned_nodes(desired, pods, plan_nodes) == expected
+
+
+def test_a_deleting_pod_does_not_hold_its_planned_node():
+    pods = [pod(0, node="n1"), pod(1, node="n2", deleting=True)]
+    assert planned_nodes(2, pods, ["n1", "n3"]) == {1: "n3"}

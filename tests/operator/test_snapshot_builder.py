@@ -107,3 +107,11 @@ def test_a_round_on_the_snapshot_gives_plans_within_each_jobs_range(packer):
     assert plans["ns/first"].workers == 6 and plans["ns/first"].gpus == 6  # grows to its max into idle GPUs
     assert plans["ns/late"].workers == 0 and "waiting" in plans["ns/late"].reason
     assert len(plans["ns/rigid"].nodes) == 4 and plans["ns/rigid"].cpu_per_worker > 0
+
+
+def test_the_previous_allocation_is_in_worker_order_and_stays_put():
+    pods = [bound_pod("a", 2, "n3", "1"), bound_pod("a", 0, "n1", "0"), bound_pod("a", 1, "n2", "3")]
+    assert current_allocations(pods)["ns/a"].nodes == ("n1", "n2", "n3")
+    snapshot = build_snapshot(now_s=0, round_index=1, round_seconds=60, jobs=[job("a", max_workers=3)],
+                              nodes=[ready_node("n1")], pods=pods, book=BOOK)
+    assert snapshot.workers_can_move is False

@@ -4,6 +4,11 @@ Placement follows Synergy's rule for every packer: a job goes on one node if its
 fits there, choosing the node with the fewest free GPUs (best fit, lowest index on ties);
 otherwise its workers are spread over nodes with the fewest free GPUs that still fit a worker.
 A gang is placed whole or not at all, and no node goes over its GPUs, CPUs or memory.
+
+Where workers cannot move (`ClusterSnapshot.workers_can_move` is False: a live cluster, where a
+pod never changes nodes), `keep` first books a running job's workers exactly where they are, with
+the CPU and memory they were created with (pinned: reverting peers never lowers them), and the
+packer places only the workers the job gains.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ class PlacedWorker:
     gpu_indices: tuple[int, ...]
     cpus: float
     memory_gib: float
+    pinned: bool = False  # a running worker kept where it is: its CPU and memory are fixed
 
 
 class NodeLedger:
@@ -41,6 +47,7 @@ class NodeLedger:
         self.total_free_gpus = int(self.free_gpus.sum())
         self.placed: dict[str, list[PlacedWorker]] = {}
         self.jobs_on_node: list[list[str]] = [[] for _ in nodes]
+        self._node_index = {n.name: i for i, n in enumerate(nodes)}
 
     @classmethod
     def for_snapshot(cls, snapshot: ClusterSnapshot) -> NodeLedger:
@@ -83,6 +90,49 @@ class NodeLedger:
         return None
 
     # -- committing and changing ----------------------------------------------------------------
+    def keep(self, job_id: str, running: tuple[WorkerPlacement, ...], limit: int) -> int:
+        """Book up to `limit` of a job's running workers where they are; returns how many were kept.
+
+        Workers are kept in order (the first ones, as a shrinking job loses its highest indices). A
+        worker whose node is gone or no longer has its GPUs, CPUs or memory free is not kept.
+        """
+        kept: list[PlacedWorker] = self.placed.setdefault(job_id, [])
+        for worker in running[:limit]:
+            node = self._node_index.get(worker.node)
+            if node is None:
+                continue
+            free = self._free_indices[node]
+            wanted = [g for g in worker.gpu_indices if g in free]
+            if len(wanted) < len(worker.gpu_indices):
+                continue
+            if self.free_cpus[node] + EPS < worker.cpus or self.free_memory[node] + EPS < worker.memory_gib:
+                continue
+            for g in wanted:
+                free.remove(g)
+            gpus = len(wanted)
+            self.free_gpus[node] -= gpus
+            self.total_free_gpus -= gpus
+            self.free_cpus[node] -= worker.cpus
+            self.free_memory[node] -= worker.memory_gib
+            kept.append(PlacedWorker(node, tuple(wanted), worker.cpus, worker.memory_gib, pinned=True))
+            if job_id not in self.jobs_on_node[node]:
+                self.jobs_on_node[node].append(job_id)
+        if not kept:
+            del self.placed[job_id]
+        return len(kept)
+
+    def release(self, job_id: str) -> None:
+        """Give back everything a job holds in this round's ledger."""
+        for w in self.placed.pop(job_id, []):
+            self._free_indices[w.node].extend(w.gpu_indices)
+            self._free_indices[w.node].sort()
+            self.free_gpus[w.node] += len(w.gpu_indices)
+            self.total_free_gpus += len(w.gpu_indices)
+            self.free_cpus[w.node] += w.cpus
+            self.free_memory[w.node] += w.memory_gib
+            if job_id in self.jobs_on_node[w.node]:
+                self.jobs_on_node[w.node].remove(job_id)
+
     def commit(
         self,
         job_id: str,
@@ -94,7 +144,7 @@ class NodeLedger:
     ) -> None:
         cpus_arr = np.broadcast_to(np.asarray(cpus, dtype=float), self.free_gpus.shape)
         mem_arr = np.broadcast_to(np.asarray(memory, dtype=float), self.free_gpus.shape)
-        workers: list[PlacedWorker] = []
+        workers: list[PlacedWorker] = self.placed.setdefault(job_id, [])
         for node, count in plan:
             for _ in range(count):
                 taken = tuple(self._free_indices[node][:gpus_per_worker])
@@ -109,12 +159,14 @@ class NodeLedger:
                     raise RuntimeError(f"node {self.nodes[node].name} over capacity")
                 self.total_free_gpus -= gpus_per_worker
                 workers.append(PlacedWorker(node, taken, c, m))
-            self.jobs_on_node[node].append(job_id)
-        self.placed[job_id] = workers
+            if job_id not in self.jobs_on_node[node]:
+                self.jobs_on_node[node].append(job_id)
 
     def shrink(self, job_id: str, *, cpus_per_gpu: np.ndarray, memory_per_gpu: np.ndarray) -> None:
         """Lower a placed job's CPU and memory to at most the given per-GPU amounts (never raises them)."""
         for w in self.placed[job_id]:
+            if w.pinned:
+                continue
             g = len(w.gpu_indices)
             new_c = min(w.cpus, float(cpus_per_gpu[w.node]) * g)
             new_m = min(w.memory_gib, float(memory_per_gpu[w.node]) * g)

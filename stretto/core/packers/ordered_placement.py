@@ -38,20 +38,42 @@ def invalid_request_reason(job: JobState, request: ShareRequest) -> str | None:
 
 
 def place_in_order(snapshot: ClusterSnapshot, shares: Shares, place: PlaceFn) -> tuple[NodeLedger, Placement]:
+    """Place the requests in priority order with `place`, each whole or not at all.
+
+    Where workers cannot move, every requested job first keeps its running workers (up to its new
+    count) where they are, and `place` then sees only the workers it gains. A job that cannot gain
+    them runs on what it kept if that meets its minimum; otherwise it waits.
+    """
     ledger = NodeLedger.for_snapshot(snapshot)
     jobs = {j.job_id: j for j in snapshot.jobs}
     unplaced: dict[str, str] = {}
+    valid: list[tuple[JobState, ShareRequest]] = []
+    seen: set[str] = set()
     for request in shares.requests:
         job = jobs.get(request.job_id)
-        if job is None or request.job_id in ledger.placed:
+        if job is None or job.job_id in seen:
             continue
+        seen.add(job.job_id)
         reason = invalid_request_reason(job, request)
         if reason is None:
-            reason = (
-                gpu_shortage_reason(request, ledger)
-                if request.gpus > ledger.total_free_gpus
-                else place(job, request, ledger)
-            )
-        if reason is not None:
+            valid.append((job, request))
+        else:
+            unplaced[job.job_id] = reason
+    kept: dict[str, int] = {}
+    if not snapshot.workers_can_move:
+        for job, request in valid:
+            running = snapshot.previous.get(job.job_id)
+            if running is not None:
+                same_shape = tuple(w for w in running.workers if len(w.gpu_indices) == job.gpus_per_worker)
+                kept[job.job_id] = ledger.keep(job.job_id, same_shape, request.gpus // job.gpus_per_worker)
+    for job, request in valid:
+        have = kept.get(job.job_id, 0)
+        gain = request.gpus - have * job.gpus_per_worker
+        if gain == 0:
+            continue
+        more = ShareRequest(job.job_id, gain)
+        reason = gpu_shortage_reason(more, ledger) if gain > ledger.total_free_gpus else place(job, more, ledger)
+        if reason is not None and have < job.min_workers:
+            ledger.release(job.job_id)
             unplaced[job.job_id] = reason
     return ledger, Placement(ledger.allocations(), MappingProxyType(unplaced))

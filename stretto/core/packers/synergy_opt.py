@@ -7,6 +7,7 @@ result is integral by construction:
 1. The jobs to run are those the proportional packer can place in the policy's order (so the
    GPU side is always feasible, and the proportional placement is a known solution).
 2. Jobs that must span nodes keep that proportional placement; their resources are taken out.
+   So do jobs with running workers where workers cannot move (they are not re-placed).
 3. The other jobs are grouped into classes (same profile, GPUs, GPUs per worker). An integer
    variable n[k, c, s] counts class-k jobs that run at cell c on node s. Constraints: every job
    of a class is placed once; per node, GPUs, CPUs and memory stay within what is free. Cells
@@ -31,7 +32,7 @@ from stretto.core.packers.node_ledger import NodeLedger
 from stretto.core.packers.ordered_placement import place_in_order
 from stretto.core.packers.proportional import place_proportionally
 from stretto.core.profiles import ModelProfile
-from stretto.core.snapshots import ClusterSnapshot, JobState
+from stretto.core.snapshots import ClusterSnapshot, JobState, WorkerPlacement
 
 NAME = "synergy-opt"
 RESOURCE_SCALE = 100
@@ -85,7 +86,12 @@ class SynergyOptPacker:
         for job_id, workers in hint_ledger.placed.items():
             job = jobs[job_id]
             nodes = {w.node for w in workers}
-            if len(nodes) > 1:
+            if any(w.pinned for w in workers):
+                as_placed = tuple(
+                    WorkerPlacement(snapshot.nodes[w.node].name, w.gpu_indices, w.cpus, w.memory_gib) for w in workers
+                )
+                ledger.keep(job_id, as_placed, len(as_placed))
+            elif len(nodes) > 1:
                 plan = [(n, sum(1 for w in workers if w.node == n)) for n in sorted(nodes)]
                 ledger.commit(
                     job_id,

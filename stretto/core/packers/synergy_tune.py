@@ -44,7 +44,7 @@ ARGS = SynergyTuneArgs
 def _excess(ledger: NodeLedger, job_id: str, node: int) -> tuple[float, float]:
     c = m = 0.0
     for w in ledger.placed[job_id]:
-        if w.node == node:
+        if w.node == node and not w.pinned:
             g = len(w.gpu_indices)
             c += max(0.0, w.cpus - ledger.cpu_per_gpu[node] * g)
             m += max(0.0, w.memory_gib - ledger.memory_per_gpu[node] * g)

@@ -1,0 +1,137 @@
+"""Packing where workers cannot move (a live cluster): running workers stay put, only new ones are placed."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stretto.core.builders import CPU_HUNGRY, make_job, make_nodes, make_profile, make_snapshot
+from stretto.core.decisions import ShareRequest, Shares
+from stretto.core.registries import builtin_packers, builtin_policies
+from stretto.core.rounds import RoundConfig, build_plugins, run_round
+from stretto.core.snapshots import JobAllocation, WorkerPlacement
+
+PACKERS = builtin_packers().names()
+HUNGRY = make_profile("hungry", sensitivity=CPU_HUNGRY)
+
+
+def running(job_id: str, *workers: tuple[str, tuple[int, ...]], cpus: float = 3.0, memory: float = 50.0):
+    placements = tuple(WorkerPlacement(n, g, cpus * len(g), memory * len(g)) for n, g in workers)
+    return job_id, JobAllocation(job_id, placements)
+
+
+def pack(packer: str, jobs, requests: dict[str, int], previous: dict, *, nodes=None, can_move: bool = False):
+    snapshot = make_snapshot(jobs, nodes=nodes or make_nodes(2, gpus=4), previous=previous,
+                             workers_can_move=can_move)
+    shares = Shares(tuple(ShareRequest(job_id, gpus) for job_id, gpus in requests.items()))
+    return builtin_packers().build(packer).pack(snapshot, shares)
+
+
+def where(placement, job_id: str) -> list[tuple[str, tuple[int, ...]]]:
+    allocation = {a.job_id: a for a in placement.allocations}[job_id]
+    return [(w.node, w.gpu_indices) for w in allocation.workers]
+
+
+@pytest.mark.parametrize("packer", PACKERS)
+def test_a_running_job_stays_where_it_runs(packer: str) -> None:
+    # From scratch, best fit would put a (2 GPUs) on n0; it runs on n1's GPUs 2 and 3, so it stays there.
+    previous = dict([running("a", ("n1", (2,)), ("n1", (3,)))])
+    jobs = [make_job("a", gpus=2), make_job("b", gpus=4)]
+    placement = pack(packer, jobs, {"b": 4, "a": 2}, previous)
+    assert where(placement, "a") == [("n1", (2,)), ("n1", (3,))]
+    assert {node for node, _ in where(placement, "b")} == {"n0"}
+
+
+@pytest.mark.parametrize("packer", PACKERS)
+def test_migration_re_places_from_scratch(packer: str) -> None:
+    previous = dict([running("a", ("n1", (2,)), ("n1", (3,)))])
+    placement = pack(packer, [make_job("a", gpus=2)], {"a": 2}, previous, can_move=True)
+    from_scratch = pack(packer, [make_job("a", gpus=2)], {"a": 2}, {}, can_move=True)
+    assert where(placement, "a") == where(from_scratch, "a") != [("n1", (2,)), ("n1", (3,))]
+
+
+def test_a_growing_job_keeps_its_workers_first_and_gains_new_ones() -> None:
+    previous = dict([running("e", ("n1", (0,)), ("n1", (1,)))])
+    job = make_job("e", gpus=5, min_workers=1)
+    placement = pack("proportional", [job], {"e": 5}, previous)
+    got = where(placement, "e")
+    assert got[:2] == [("n1", (0,)), ("n1", (1,))]
+    assert len(got) == 5 and len(set(got)) == 5
+
+
+def test_a_shrinking_job_keeps_its_lowest_workers() -> None:
+    previous = dict([running("e", ("n0", (0,)), ("n1", (0,)), ("n1", (1,)))])
+    placement = pack("proportional", [make_job("e", gpus=3, min_workers=1)], {"e": 2}, previous)
+    assert where(placement, "e") == [("n0", (0,)), ("n1", (0,))]
+
+
+def test_a_worker_on_a_vanished_node_is_placed_again() -> None:
+    previous = dict([running("a", ("gone", (0,)), ("n1", (1,)))])
+    placement = pack("proportional", [make_job("a", gpus=2)], {"a": 2}, previous)
+    got = where(placement, "a")
+    assert got[0] == ("n1", (1,)) and len(got) == 2 and got[1][0] in {"n0", "n1"}
+
+
+def test_a_job_that_cannot_grow_runs_on_what_it_kept() -> None:
+    # n0 is full with b; e holds 2 GPUs on n1 and asks for 6, but only 2 more are free.
+    previous = dict([running("b", *[("n0", (i,)) for i in range(4)]), running("e", ("n1", (0,)), ("n1", (1,)))])
+    jobs = [make_job("b", gpus=4), make_job("e", gpus=6, min_workers=2)]
+    placement = pack("proportional", jobs, {"b": 4, "e": 6}, previous)
+    assert where(placement, "e") == [("n1", (0,)), ("n1", (1,))]
+
+
+def test_a_job_below_its_minimum_waits_and_frees_what_it_kept() -> None:
+    # a's second worker was on a node that is gone; no room for it elsewhere: a waits, c gets its GPU.
+    previous = dict([running("b", *[("n0", (i,)) for i in range(3)]), running("a", ("n0", (3,)), ("gone", (0,)))])
+    jobs = [make_job("b", gpus=3), make_job("a", gpus=2), make_job("c", gpus=1)]
+    placement = pack("proportional", jobs, {"b": 3, "a": 2, "c": 1}, previous, nodes=make_nodes(1, gpus=4))
+    assert "a" in placement.unplaced
+    assert where(placement, "c") == [("n0", (3,))]
+
+
+def test_tune_never_lowers_a_running_workers_cpus() -> None:
+    # a runs at its ideal 6 CPUs per GPU; the newcomer's revert step may lower only workers it can place again.
+    nodes = make_nodes(1, gpus=4, cpus=12, memory_gib=400)
+    previous = dict([running("a", ("n0", (0,)), cpus=6.0, memory=100.0)])
+    jobs = [make_job("a", profile=HUNGRY), make_job("b", profile=HUNGRY), make_job("c", gpus=2)]
+    placement = pack("synergy-tune", jobs, {"a": 1, "b": 1, "c": 2}, previous, nodes=nodes)
+    a = {x.job_id: x for x in placement.allocations}["a"]
+    assert a.workers[0].cpus == 6.0
+    used = sum(w.cpus for x in placement.allocations for w in x.workers)
+    assert used <= 12.0 + 1e-9
+
+
+@pytest.mark.parametrize(("policy", "packer"), list(itertools.product(["fifo", "elastic", "stretto"], PACKERS)))
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), sizes=st.lists(st.tuples(st.integers(1, 4), st.sampled_from([1, 2])),
+                                                    min_size=1, max_size=8))
+def test_two_rounds_keep_every_worker_that_still_runs(policy: str, packer: str, seed: int, sizes) -> None:
+    """Round 2 keeps each job's round-1 workers unless the job shrank or stopped; no GPU is booked twice."""
+    nodes = make_nodes(3, gpus=4)
+    jobs = [
+        make_job(f"j{i}", gpus=w * g, gpus_per_worker=g, min_workers=1 + (seed + i) % w, arrival_s=float(i),
+                 samples=1000.0 * (1 + (seed * 7 + i) % 5))
+        for i, (w, g) in enumerate(sizes)
+    ]
+    plugins = build_plugins(RoundConfig.model_validate({"policy": {"name": policy}, "packer": {"name": packer}}))
+    first = run_round(make_snapshot(jobs[: max(1, len(jobs) // 2)], nodes=nodes, workers_can_move=False), plugins)
+    second_snapshot = make_snapshot(jobs, nodes=nodes, previous=first.allocations, round_index=1,
+                                    workers_can_move=False)
+    second = run_round(second_snapshot, plugins)
+    booked: set[tuple[str, int]] = set()
+    for job_id, allocation in second.allocations.items():
+        for w in allocation.workers:
+            for g in w.gpu_indices:
+                assert (w.node, g) not in booked
+                booked.add((w.node, g))
+        before = first.allocations.get(job_id)
+        if before is not None:
+            kept = min(len(before.workers), len(allocation.workers))
+            assert allocation.workers[:kept] == before.workers[:kept]
+
+
+def test_the_policies_are_all_covered() -> None:
+    assert {"fifo", "elastic", "stretto"} <= set(builtin_policies().names())
