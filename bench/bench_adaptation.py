@@ -49,27 +49,37 @@ PEER = {
 }
 POLICIES = ("fifo", "srtf", "las", "drf", "gavel", "themis", "allox", "shockwave", "stretto")
 ABLATION = {
-    "stretto (full)": ("bayesian-regime", {}),
+    "stretto (full: hybrid)": ("bayesian-regime", {}),
     "- regime predictor (current-batch)": ("current-batch", {}),
     "+ oracle schedule (planned-schedule)": ("planned-schedule", {}),
-    "- makespan term (k = 0)": ("bayesian-regime", {"market": {"makespan_weight": 0.0}}),
-    "- fairness weights (λ = 0)": ("bayesian-regime", {"market": {"fairness_exponent": 0.0}}),
-    "- stickiness": ("bayesian-regime", {"market": {"stickiness": 0.0}}),
-    "integer rounds (SCIP)": ("bayesian-regime", {"market": {"solver": "SCIP"}}),
-    "heuristic planner (no LP)": ("bayesian-regime", {"planner": "heuristic"}),
+    "market only (planner=market)": ("bayesian-regime", {"planner": "market"}),
+    "market - makespan term (k = 0)": ("bayesian-regime", {"planner": "market", "market": {"makespan_weight": 0.0}}),
+    "market - fairness weights (λ = 0)": (
+        "bayesian-regime",
+        {"planner": "market", "market": {"fairness_exponent": 0.0}},
+    ),
+    "market - stickiness": ("bayesian-regime", {"planner": "market", "market": {"stickiness": 0.0}}),
+    "market, integer rounds (SCIP)": ("bayesian-regime", {"planner": "market", "market": {"solver": "SCIP"}}),
+    "classes only (planner=heuristic)": ("bayesian-regime", {"planner": "heuristic"}),
+    "- urgent class (tail + SRPT)": ("bayesian-regime", {"fairness": False}),
+    "- makespan tail class": ("bayesian-regime", {"makespan_tail": False}),
+    "smoothed 1/N target (old heuristic)": ("bayesian-regime", {"fair_target": "smoothed", "rho_max": 1.0}),
 }
 COMBINED_SPECS = ((1, 200, 15.0), (2, 200, 15.0), (3, 160, 20.0))  # seed, jobs, mean inter-arrival s
 COMBINED_POLICIES = ("fifo", "gavel", "themis", "allox", "shockwave", "stretto", "elastic")
 COMBINED_PACKERS = ("proportional", "synergy-tune")
 COMBINED_ABLATION = {
-    "stretto (full: delivered speed-up)": ("bayesian-regime", {}),
+    "stretto (full: hybrid, delivered)": ("bayesian-regime", {}),
     "- resource-aware (proportional speed)": ("bayesian-regime", {"resource_aware": False}),
     "ideal speed-up (not delivered)": ("bayesian-regime", {"resource_estimate": "ideal"}),
     "+ gain order for the packer": ("bayesian-regime", {"pack_order": "gain"}),
     "- regime predictor (current-batch)": ("current-batch", {}),
-    "- makespan term (k = 0)": ("bayesian-regime", {"market": {"makespan_weight": 0.0}}),
-    "- fairness weights (λ = 0)": ("bayesian-regime", {"market": {"fairness_exponent": 0.0}}),
-    "heuristic planner (no LP)": ("bayesian-regime", {"planner": "heuristic"}),
+    "market only (planner=market)": ("bayesian-regime", {"planner": "market"}),
+    "classes only (planner=heuristic)": ("bayesian-regime", {"planner": "heuristic"}),
+    "- urgent class (tail + SRPT)": ("bayesian-regime", {"fairness": False}),
+    "- makespan tail class": ("bayesian-regime", {"makespan_tail": False}),
+    "- forecast margin (rho_max = 1)": ("bayesian-regime", {"rho_max": 1.0}),
+    "smoothed 1/N target (old heuristic)": ("bayesian-regime", {"fair_target": "smoothed", "rho_max": 1.0}),
 }
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import random
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stretto.core.builders import CPU_HUNGRY, make_job, make_profile
+from stretto.core.decisions import RoundDecision
 from stretto.core.registries import PluginSpec, builtin_packers, builtin_policies
 from stretto.core.rounds import RoundConfig, build_plugins, run_round
 from stretto.core.snapshots import ClusterSnapshot, NodeState
@@ -53,7 +55,37 @@ def snapshots(draw) -> ClusterSnapshot:
 @given(snapshot=snapshots())
 def test_round_invariants(policy: str, packer: str, snapshot: ClusterSnapshot) -> None:
     plugins = build_plugins(RoundConfig(policy=PluginSpec(name=policy), packer=PluginSpec(name=packer)))
+    assert_feasible(snapshot, run_round(snapshot, plugins))
+
+
+@pytest.mark.parametrize("policy", ["shockwave", "stretto"])
+def test_a_real_solver_time_out_still_gives_a_feasible_round(policy: str) -> None:
+    # 600 jobs on 64 GPUs with a 1 ms limit: the market's LP stops on OR-Tools' time limit, and
+    # the round built on the fallback plan still satisfies every invariant.
+    rng = random.Random(3)
+    nodes = tuple(NodeState(f"n{i}", 8, 48.0, 500.0) for i in range(8))
+    jobs = tuple(
+        make_job(
+            f"j{i}",
+            gpus=rng.choice([1, 2, 4, 8]),
+            arrival_s=float(rng.randint(0, 10_000)),
+            samples=float(rng.randint(10_000, 5_000_000)),
+            profile=rng.choice(PROFILES),
+        )
+        for i in range(600)
+    )
+    snapshot = ClusterSnapshot(now_s=10_000.0, round_index=5, round_seconds=120.0, jobs=jobs, nodes=nodes)
+    market = {"time_limit_s": 1e-6}
+    args = {"planner": "market", "market": market} if policy == "stretto" else market
+    plugins = build_plugins(RoundConfig(policy=PluginSpec(name=policy, args=args)))
     decision = run_round(snapshot, plugins)
+    stats = decision.policy_state["stats"]
+    assert stats and all(label.startswith(("fallback", "feasible")) for label in stats)
+    assert_feasible(snapshot, decision)
+    assert sum(a.gpus for a in decision.allocations.values()) > 0
+
+
+def assert_feasible(snapshot: ClusterSnapshot, decision: RoundDecision) -> None:
     nodes = {n.name: n for n in snapshot.nodes}
     jobs = {j.job_id: j for j in snapshot.jobs}
     used = {name: [0, 0.0, 0.0] for name in nodes}

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from stretto.core.builders import make_job, make_nodes, make_snapshot
 from stretto.core.policies.finish_time_estimates import record_estimate, smoothed_finish_time
-from stretto.core.policies.fisher_market import MarketJob, greedy_plan, piecewise_log, solve_market
+from stretto.core.policies.fisher_market import (
+    MarketJob,
+    greedy_plan,
+    max_useful_rounds,
+    piecewise_log,
+    solve_market,
+)
 from stretto.core.registries import PluginSpec
 from stretto.core.rounds import RoundConfig, build_plugins, run_round
 
@@ -46,7 +54,7 @@ def test_lower_bounds_are_honoured_and_plans_fit_the_window() -> None:
     assert plan.rounds[0] >= 7 - 1e-6 and sum(plan.rounds) <= 10 + 1e-6
 
 
-def test_time_out_falls_back_to_a_feasible_greedy_plan() -> None:
+def test_no_solver_falls_back_to_a_feasible_greedy_plan() -> None:
     jobs = [MarketJob(g, r, 0.0, min_rounds=m) for g, r, m in [(2, 50.0, 3), (1, 5.0, 5), (4, 100.0, 0)]]
     plan = solve_market(
         jobs, capacity_gpus=4, window_rounds=10, round_progress_s=1.0, makespan_weight=1.0, solver_id="NO_SUCH_SOLVER"
@@ -56,6 +64,36 @@ def test_time_out_falls_back_to_a_feasible_greedy_plan() -> None:
     assert plan.rounds[0] >= 3 and plan.rounds[1] == 5
     # lower bounds (6 + 5 GPU-rounds of 40), then the longest job: 7 rounds × 4 GPUs
     assert greedy_plan(jobs, capacity_gpus=4, window_rounds=10, round_progress_s=1.0) == [3, 5, 7]
+
+
+def _sizable_market(seed: int, n: int) -> list[MarketJob]:
+    rng = random.Random(seed)
+    return [
+        MarketJob(
+            rng.choice([1, 2, 4, 8]),
+            rng.uniform(100.0, 50_000.0),
+            rng.uniform(0.0, 5_000.0),
+            rng.uniform(1.0, 50.0),
+            1 if rng.random() < 0.2 else 0,
+        )
+        for _ in range(n)
+    ]
+
+
+@pytest.mark.parametrize("solver", ["GLOP", "SCIP"])
+def test_a_real_time_out_still_gives_a_feasible_plan(solver: str) -> None:
+    # 1500 jobs, 256 GPUs, and a 1 ms limit: OR-Tools stops on its limit (no optimum), and the plan
+    # is still feasible — the solver's incumbent if it has one, else the greedy fallback.
+    jobs = _sizable_market(7, 1500)
+    common = {"capacity_gpus": 256, "window_rounds": 20, "round_progress_s": 120.0, "makespan_weight": 1e-3}
+    plan = solve_market(jobs, time_limit_s=1e-6, solver_id=solver, **common)
+    assert plan.status in ("feasible", "fallback")
+    assert sum(j.gpus * n for j, n in zip(jobs, plan.rounds, strict=True)) <= 256 * 20 + 1e-6
+    for job, n in zip(jobs, plan.rounds, strict=True):
+        cap = max_useful_rounds(job, window_rounds=20, round_progress_s=120.0)
+        assert min(job.min_rounds, cap) - 1e-6 <= n <= cap + 1e-6
+    if solver == "GLOP":  # the same instance with time to spare solves to optimality: the limit was what stopped it
+        assert solve_market(jobs, time_limit_s=30.0, solver_id=solver, **common).status == "optimal"
 
 
 def test_piecewise_log_is_a_lower_bound() -> None:

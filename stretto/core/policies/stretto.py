@@ -15,17 +15,33 @@ job's speed. This policy combines them:
    CPU/memory pressure leaves, so jobs are not planned as faster than the cluster can make them.
    `resource_estimate="ideal"` plans with the full ideal speed-up (optimistic). Fair finish
    times, the market's utilities and the makespan term all use this R̂.
-2. Plan (`planner="market"`, default): Shockwave's window market (`shockwave`, `fisher_market`)
-   as the LP relaxation solved by GLOP: N variables, milliseconds per plan, cost bounded by
-   `time_limit_s` with a greedy fallback — no MILP.
-3. Order: jobs planned for (nearly) every round, then jobs the plan lets finish in the window
-   (fewest rounds first), then late jobs by priority; then every other job, longest remaining
-   first, so the packer fills every GPU it can (work conservation).
-
-`planner="heuristic"` replaces the market by three classes computed in O(N log N) (makespan
-tail within `tail_window_s` of the longest R̂; urgent jobs by projected ρ̂; the rest by least
-remaining GPU-work, SRPT): cheaper, better average JCT, but it serves fairness worse under
-overload (see the ablation in `bench/bench_adaptation.py`), so it is not the default.
+2. Plan (`planner="hybrid"`, default): every round the O(N log N) classes below decide, unless
+   more than `hybrid_late_share` of the active jobs cannot meet their fair finish time any more
+   (sustained overload); then Shockwave's window market (`shockwave`, `fisher_market`, the LP
+   relaxation solved by GLOP, milliseconds per plan, bounded by `time_limit_s` with a greedy
+   fallback) orders the round, as it spreads progress evenly. The market is planned every round
+   either way, so its state (fair finish times, credits) stays current.
+   Classes (`planner="heuristic"` uses only these):
+   a. makespan tail: jobs within `tail_window_s` of the longest R̂, longest first;
+   b. urgent: deadline d_j = `rho_max`·(arrival + isolated·max(1, jobs seen/G)) — the static
+      contention factor of Shockwave's ρ, counted online over the jobs submitted so far, with a
+      margin (`rho_max` 0.8) for forecast error; a job whose laxity d_j − now − R̂_j is below
+      `urgent_rounds` rounds + `urgent_slack`·R̂_j runs first, least laxity first. Jobs that
+      cannot all make their deadlines (EDF demand test: GPU-work due by d vs G·(d − now), the
+      largest dropped first as in Moore–Hodgson) are "late" and not urgent: serving them would
+      only make more jobs late;
+   c. the rest by least remaining GPU-work (SRPT; a running job's counts 1 − `stickiness`),
+      which buys average JCT.
+   Ablation (`bench/bench_adaptation.py`): the classes alone win makespan and average JCT on
+   the combined workload but are unfair on Shockwave's heavily loaded 120-job trace (~17 %);
+   the market alone is fair but ~30-40 % worse in average JCT on the combined workload; SRPT
+   without the urgent class is unfair to short multi-GPU jobs; the fall-back to the market
+   under overload buys the fairness on the 120-job trace. `planner="market"` is the market
+   alone (Shockwave with the packer-aware R̂); `fair_target="smoothed"` makes class b use
+   Shockwave's smoothed 1/N-share finish time instead (the earlier heuristic).
+3. Order (market): jobs planned for (nearly) every round, then jobs the plan lets finish in the
+   window (fewest rounds first), then late jobs by priority; then every other job, longest
+   remaining first, so the packer fills every GPU it can (work conservation).
 
 `pack_order="gain"`/`"saved"` reorders the jobs that fit this round so the packer gives spare
 CPU/memory to the best speed-up per unit first; on the combined workload it made things worse
@@ -39,6 +55,7 @@ this policy always asks for whole GPUs.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import replace
 from types import MappingProxyType
 from typing import ClassVar, Literal
@@ -55,11 +72,13 @@ NAME = "stretto"
 
 class StrettoArgs(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    planner: Literal["market", "heuristic"] = Field("market", description="window market (LP) or O(N log N) classes")
+    planner: Literal["market", "heuristic", "hybrid"] = Field(
+        "hybrid", description="window market (LP), O(N log N) classes, or classes unless many jobs are late"
+    )
     market: ShockwaveArgs = Field(default_factory=lambda: ShockwaveArgs(time_limit_s=0.25))
     tail_window_s: float = Field(2400.0, ge=0, description="jobs within this of the longest R̂ run every round")
     urgent_window_s: float = Field(2400.0, description="laxity below which a job is urgent (EDF)")
-    rho_max: float = Field(1.0, gt=0, description="finish-time-fairness target")
+    rho_max: float = Field(0.8, gt=0, description="finish-time-fairness target of the classes (margin below 1)")
     stickiness: float = Field(0.2, ge=0, description="a running job's remaining work counts (1 - this)")
     resource_aware: bool = Field(True, description="plan with the CPU/memory speed-up the packer delivers")
     resource_estimate: Literal["delivered", "ideal"] = Field(
@@ -70,6 +89,13 @@ class StrettoArgs(BaseModel):
     )
     delivered_prior: float = Field(0.5, ge=0, le=1, description="delivered share assumed before any round ran")
     delivered_smoothing: float = Field(0.5, ge=0, le=1, description="weight of the last round in the running share")
+    fair_target: Literal["smoothed", "static"] = Field(
+        "static", description="heuristic's fair finish time: Shockwave's smoothed 1/N share, or the static contention"
+    )
+    urgent_rounds: float = Field(3.0, ge=0, description="static target: laxity (rounds) at which a job becomes urgent")
+    urgent_slack: float = Field(0.25, ge=0, description="static target: extra laxity guard, as a fraction of R̂")
+    demand_bound: float = Field(1.0, ge=0, description="late-job test: deadlines' GPU-work vs this share of the GPUs")
+    hybrid_late_share: float = Field(0.15, ge=0, description="hybrid: market when more than this share of jobs is late")
     makespan_tail: bool = Field(True, description="ablation: class a on/off")
     fairness: bool = Field(True, description="ablation: class b on/off")
 
@@ -87,6 +113,7 @@ class StrettoPolicy:
     def share(self, snapshot: ClusterSnapshot, predictions: Predictions) -> Shares:
         a = self.args
         delivered = None
+        raw = predictions
         if a.resource_aware and a.resource_estimate == "ideal":
             predictions = at_ideal_resources(predictions)
         elif a.resource_aware:
@@ -95,18 +122,22 @@ class StrettoPolicy:
             if last is not None:
                 delivered = (1 - a.delivered_smoothing) * delivered + a.delivered_smoothing * last
             predictions = at_ideal_resources(predictions, fraction=delivered)
-        shares = (
-            self._market.share(snapshot, predictions)
-            if a.planner == "market"
-            else self._heuristic(snapshot, predictions)
-        )
+        if a.planner == "market":
+            shares = self._market.share(snapshot, predictions)
+        elif a.planner == "heuristic":
+            shares = self._heuristic(snapshot, predictions, raw)
+        else:
+            market = self._market.share(snapshot, predictions)
+            quick = self._heuristic(snapshot, predictions, raw)
+            use_market = len(quick.policy_state.get("hopeless", ())) > a.hybrid_late_share * len(snapshot.jobs)
+            shares = replace(market if use_market else quick, policy_state=market.policy_state)
         if a.pack_order != "plan":
             shares = replace(shares, requests=order_for_packer(snapshot, predictions, shares.requests, a.pack_order))
         if delivered is None:
             return shares
         return replace(shares, policy_state={**shares.policy_state, "delivered": delivered})
 
-    def _heuristic(self, snapshot: ClusterSnapshot, predictions: Predictions) -> Shares:
+    def _heuristic(self, snapshot: ClusterSnapshot, predictions: Predictions, raw: Predictions) -> Shares:
         a = self.args
         jobs = snapshot.jobs
         if not jobs:
@@ -125,21 +156,47 @@ class StrettoPolicy:
                 series[job.job_id] = record_estimate(series.get(job.job_id), now, estimate)
         longest = max(remaining.values())
         ranked = []
+        contention = max(1.0, snapshot.total_jobs_seen / max(snapshot.total_gpus, 1))
+        guard = a.urgent_rounds * snapshot.round_seconds if a.fair_target == "static" else a.urgent_window_s
+        hopeless: set[str] = set()  # Moore–Hodgson: the jobs whose deadlines cannot all be met, largest work first
+        if a.fair_target == "static" and a.demand_bound > 0:
+            deadlines = sorted(
+                (
+                    j.arrival_s + a.rho_max * raw[j.job_id].isolated_seconds * contention,
+                    j.max_gpus * remaining[j.job_id],
+                    j.job_id,
+                )
+                for j in jobs
+                if not (a.makespan_tail and remaining[j.job_id] >= longest - a.tail_window_s)
+            )
+            work, kept = 0.0, []
+            for deadline, gpu_seconds, job_id in deadlines:
+                work += gpu_seconds
+                heapq.heappush(kept, (-gpu_seconds, job_id))
+                while work > a.demand_bound * snapshot.total_gpus * max(deadline - now, 0.0) and kept:
+                    dropped, dropped_id = heapq.heappop(kept)
+                    work += dropped
+                    hopeless.add(dropped_id)
         for i, job in enumerate(jobs):
             r = remaining[job.job_id]
-            fair = smoothed_finish_time(series[job.job_id], now)
-            laxity = a.rho_max * fair - now - r
+            if a.fair_target == "static":
+                fair = job.arrival_s + raw[job.job_id].isolated_seconds * contention
+                deadline = job.arrival_s + a.rho_max * (fair - job.arrival_s)
+            else:
+                fair = smoothed_finish_time(series[job.job_id], now)
+                deadline = a.rho_max * fair
+            laxity = deadline - now - r
             projected_rho = (now + r - job.arrival_s) / max(fair - job.arrival_s, 1e-9)
             if a.makespan_tail and r >= longest - a.tail_window_s:
                 ranked.append((0, -r, i, job))
-            elif a.fairness and laxity < a.urgent_window_s:
-                ranked.append((1, -projected_rho, i, job))
+            elif a.fairness and job.job_id not in hopeless and laxity < guard + a.urgent_slack * r:
+                ranked.append((1, laxity if a.fair_target == "static" else -projected_rho, i, job))
             else:
                 sticky = (1.0 - a.stickiness) if job.job_id in snapshot.previous else 1.0
                 ranked.append((2, r * job.max_gpus * sticky, i, job))
         ranked.sort(key=lambda e: e[:3])
         requests = tuple(ShareRequest(e[3].job_id, e[3].max_gpus) for e in ranked)
-        return Shares(requests, policy_state={"fair_finish": series, "job_ids": ids})
+        return Shares(requests, policy_state={"fair_finish": series, "job_ids": ids, "hopeless": sorted(hopeless)})
 
 
 def order_for_packer(
