@@ -14,7 +14,7 @@ import os
 
 import yaml
 from kubernetes.client.exceptions import ApiException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stretto.core.registries import PluginSpec
 from stretto.core.rounds import RoundConfig, build_plugins
@@ -37,6 +37,14 @@ class OperatorConfig(BaseModel):
     scheduler: RoundConfig = Field(default_factory=_default_scheduler)
     checkpoint_notice_seconds: float = Field(10.0, ge=0, le=3600, alias="checkpointNoticeSeconds",
                                              description="time a worker is asked to checkpoint before removal")
+    @field_validator("scheduler")
+    @classmethod
+    def _no_shared_gpu_plans(cls, scheduler: RoundConfig) -> RoundConfig:
+        if scheduler.packer.args.get("share_gpus"):
+            raise ValueError("packer share_gpus is for `stretto simulate` only: the extender books whole GPUs to "
+                             "one job, so a live cluster cannot run a plan that pairs two jobs on one GPU")
+        return scheduler
+
     time_scale: float = Field(1.0, gt=0, le=10_000, alias="timeScale",
                               description="training seconds per wall second: 1 on a real cluster, more where training "
                                           "is emulated in compressed time")

@@ -46,12 +46,24 @@ class NodeState:
 
 @dataclass(frozen=True, slots=True)
 class WorkerPlacement:
-    """One worker: its node, the GPU indices on that node, its CPUs and memory."""
+    """One worker: its node, the GPU indices on that node, its CPUs and memory.
+
+    A shared worker (`shared_with` names the other job) holds one GPU together with one other
+    single-GPU job: `gpu_fraction` is its part of the GPU (1/2), and its CPUs and memory are its
+    part of what a whole GPU would get, so per GPU-equivalent they read as for a whole GPU.
+    """
 
     node: str
     gpu_indices: tuple[int, ...]
     cpus: float
     memory_gib: float
+    gpu_fraction: float = 1.0
+    shared_with: str | None = None
+
+    @property
+    def gpu_share(self) -> float:
+        """GPUs' worth this worker holds: its GPU count times its fraction."""
+        return len(self.gpu_indices) * self.gpu_fraction
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +73,17 @@ class JobAllocation:
 
     @property
     def gpus(self) -> int:
+        """GPU devices the job runs on (a shared GPU counts once for each of its two jobs)."""
         return sum(len(w.gpu_indices) for w in self.workers)
+
+    @property
+    def gpu_share(self) -> float:
+        """GPUs' worth the job holds: a shared GPU counts 1/2 for each of its jobs."""
+        return sum(w.gpu_share for w in self.workers)
+
+    @property
+    def shared(self) -> bool:
+        return any(w.shared_with is not None for w in self.workers)
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -69,12 +91,12 @@ class JobAllocation:
 
     @property
     def cpu_per_gpu(self) -> float:
-        """The slowest worker's CPUs per GPU: synchronous training runs at its pace."""
-        return min(w.cpus / len(w.gpu_indices) for w in self.workers)
+        """The slowest worker's CPUs per GPU (per GPU's worth when shared): training runs at its pace."""
+        return min(w.cpus / w.gpu_share for w in self.workers)
 
     @property
     def memory_gib_per_gpu(self) -> float:
-        return min(w.memory_gib / len(w.gpu_indices) for w in self.workers)
+        return min(w.memory_gib / w.gpu_share for w in self.workers)
 
     @property
     def cpus(self) -> float:

@@ -13,7 +13,9 @@ Per job, in the policy's order:
 4. place the job at the lowered demand: it now fits, since every job on those nodes is at most
    at its proportional share.
 Reverting only ever lowers a peer's CPU or memory (a peer below proportional in a dimension
-keeps its amount), so it never needs room it does not have.
+keeps its amount), so it never needs room it does not have. With `share_gpus: true`, single-GPU jobs
+that did not fit may share a GPU (`gpu_sharing`), each with half its ideal demand, else half the
+lowered one.
 """
 
 from __future__ import annotations
@@ -21,21 +23,22 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
+from stretto.core.colocation import CoLocationTable
 from stretto.core.decisions import Placement, ShareRequest, Shares
+from stretto.core.packers.gpu_sharing import GpuSharing, GpuSharingArgs, colocation_for
 from stretto.core.packers.node_ledger import EPS, NodeLedger
 from stretto.core.packers.ordered_placement import place_in_order
 from stretto.core.packers.synergy_greedy import place_ideally
-from stretto.core.packers.worker_demand import exceeds_proportional, lowered_demand
+from stretto.core.packers.worker_demand import exceeds_proportional, ideal_demand, lowered_demand
 from stretto.core.snapshots import ClusterSnapshot, JobState
 
 NAME = "synergy-tune"
 NO_ROOM = "no node set has room even after reverting peers to their proportional share"
 
 
-class SynergyTuneArgs(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class SynergyTuneArgs(GpuSharingArgs):
+    pass
 
 
 ARGS = SynergyTuneArgs
@@ -45,7 +48,7 @@ def _excess(ledger: NodeLedger, job_id: str, node: int) -> tuple[float, float]:
     c = m = 0.0
     for w in ledger.placed[job_id]:
         if w.node == node and not w.pinned:
-            g = len(w.gpu_indices)
+            g = w.share
             c += max(0.0, w.cpus - ledger.cpu_per_gpu[node] * g)
             m += max(0.0, w.memory_gib - ledger.memory_per_gpu[node] * g)
     return c, m
@@ -57,7 +60,7 @@ def _revert_on_node(ledger: NodeLedger, node: int, need_cpus: float, need_memory
     def walk_key(job_id: str) -> tuple[float, ...]:
         workers = ledger.placed[job_id]
         spans = len({w.node for w in workers})
-        gpus = sum(len(w.gpu_indices) for w in workers)
+        gpus = sum(w.share for w in workers)
         return (spans, -sum(w.cpus for w in workers) / gpus, -sum(w.memory_gib for w in workers) / gpus)
 
     def shortfall() -> tuple[float, float]:
@@ -120,10 +123,15 @@ def place_tuned(job: JobState, request: ShareRequest, ledger: NodeLedger) -> str
 class SynergyTunePacker:
     name: ClassVar[str] = NAME
 
-    def __init__(self, args: SynergyTuneArgs) -> None:
+    def __init__(self, args: SynergyTuneArgs, colocation: CoLocationTable | None = None) -> None:
         self.args = args
+        # The co-location model when sharing is on (the simulator runs shared jobs by the same table).
+        self.colocation = (colocation or colocation_for(args)) if args.share_gpus else None
 
     def pack(self, snapshot: ClusterSnapshot, shares: Shares) -> Placement:
+        if self.colocation is not None:
+            sharing = GpuSharing.of(self.colocation, self.args, (ideal_demand, lowered_demand))
+            return sharing.pack(snapshot, shares, place_tuned)
         return place_in_order(snapshot, shares, place_tuned)[1]
 
 

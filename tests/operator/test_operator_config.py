@@ -1,4 +1,4 @@
-"""Compressed time: with `timeScale` training seconds per wall second, the round and the status use training time."""
+"""The operator's configuration: compressed time (`timeScale`), and what a live cluster cannot run."""
 
 from __future__ import annotations
 
@@ -50,3 +50,8 @@ def test_finish_time_and_rho_convert_training_seconds_to_wall_time(monkeypatch):
         reconciler.set_plans({}, 0, 10.0)
     assert prediction["finishTime"] == "2026-01-01T00:03:20Z"  # 3000 training s = 100 wall s from now
     assert prediction["rho"] == pytest.approx(200 * 30 / 4000)  # 200 wall s since creation = 6000 training s
+
+
+def test_a_shared_gpu_plan_is_refused_on_a_live_cluster():
+    with pytest.raises(ValueError, match="share_gpus is for `stretto simulate` only"):
+        OperatorConfig.model_validate({"scheduler": {"packer": {"name": "proportional", "args": {"share_gpus": True}}}})
