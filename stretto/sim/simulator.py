@@ -7,6 +7,13 @@ allocated job through its epochs at the job model's throughput for the CPU and m
 switching batch size at epoch boundaries. A job that did not run the previous round first pays
 `restore_overhead_s` (checkpoint restore; Shockwave charges 20 s). GPUs freed by a job that
 finishes mid-round stay idle until the next round, as in both peers' simulators.
+
+A job on a shared GPU (`WorkerPlacement.shared_with`, from a packer with `share_gpus`) runs at its
+co-located speed: its isolated rate (the job model at its CPU and memory per GPU's worth) times its
+relative speed beside its partner (`stretto.core.colocation`), the partner's batch size read at the
+start of the round. It stays at that speed for the whole round even if the partner finishes early
+(the GPU is not re-shared mid-round, as freed GPUs stay idle). It attains half a GPU-second per
+second, and a shared GPU counts once in utilisation (half for each job).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from stretto.core.colocation import CoLocationTable, JobKey
 from stretto.core.decisions import RoundDecision
 from stretto.core.epoch_schedules import Schedule, batch_size_at, samples_by_batch_size, seconds_for
 from stretto.core.profiles import ProfileBook
@@ -97,6 +105,7 @@ class RoundRecord:
     cpu_utilisation: float
     memory_utilisation: float
     solver_s: float
+    shared_jobs: int = 0  # jobs on a shared GPU this round
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +149,14 @@ class Simulator:
         profiles: ProfileBook,
         plugins: RoundPlugins,
         config: SimulationConfig,
+        colocation: CoLocationTable | None = None,
     ) -> None:
         self.nodes = nodes
         self.profiles = profiles
         self.plugins = plugins
         self.config = config
+        # Speeds on a shared GPU: the given table, else the packer's own (the model it shared by).
+        self.colocation = colocation if colocation is not None else getattr(plugins.packer, "colocation", None)
         self.total_gpus = sum(n.gpus for n in nodes)
         largest_node = max(n.gpus for n in nodes)
         self.jobs: list[JobProgress] = []
@@ -215,8 +227,24 @@ class Simulator:
             workers_can_move=self.config.workers_can_move,
         )
 
-    def _advance(self, p: JobProgress, allocation: JobAllocation, start: float, ran_last_round: bool) -> None:
-        """Run one job for one round on its allocation."""
+    def _relative_speed(self, p: JobProgress, batch: int, partner: JobKey | None) -> float:
+        """The job's speed beside its GPU partner relative to alone (1 unshared; 1/2, time-sliced, if unmeasured)."""
+        if partner is None:
+            return 1.0
+        if self.colocation is None:
+            raise RuntimeError(f"job {p.spec.id} shares a GPU but the simulator has no co-location table")
+        speeds = self.colocation.relative_speeds((p.spec.model, batch), partner)
+        return 0.5 if speeds is None else speeds[0]
+
+    def _advance(
+        self,
+        p: JobProgress,
+        allocation: JobAllocation,
+        start: float,
+        ran_last_round: bool,
+        partner: JobKey | None = None,
+    ) -> None:
+        """Run one job for one round on its allocation (beside `partner`, (model, batch size), if shared)."""
         length = self.config.round_seconds
         profile = self.profiles.get(p.spec.model)
         cpu, mem, gpus = allocation.cpu_per_gpu, allocation.memory_gib_per_gpu, allocation.gpus
@@ -226,7 +254,7 @@ class Simulator:
             batch = batch_size_at(p.schedule, epoch, p.spec.batch_size)
             if not p.history or p.history[-1][1] != batch:
                 p.history.append((epoch, batch))
-            rate = profile.throughput(batch, gpus, cpu, mem)
+            rate = profile.throughput(batch, gpus, cpu, mem) * self._relative_speed(p, batch, partner)
             if rate <= 0:
                 break
             epoch_end = min((epoch + 1) * p.samples_per_epoch, p.total_samples)
@@ -237,7 +265,7 @@ class Simulator:
                 p.samples_done += (length - t) * rate
                 t = length
         held = t if p.total_samples - p.samples_done <= DONE_TOLERANCE * p.total_samples else length
-        p.attained_gpu_seconds += held * gpus
+        p.attained_gpu_seconds += held * allocation.gpu_share
         p.run_seconds += held
         p.first_start_s = start if p.first_start_s is None else p.first_start_s
         p.last_run_end_s = start + held
@@ -276,8 +304,12 @@ class Simulator:
                 )
                 rounds.append(self._record(now, len(active), decision, totals))
                 by_id = {p.spec.id: p for p in active}
+                keys = {job_id: (p.spec.model, p.batch_size()) for job_id, p in by_id.items()}
                 for job_id, allocation in decision.allocations.items():
-                    self._advance(by_id[job_id], allocation, now, job_id in previous)
+                    partner = next((w.shared_with for w in allocation.workers if w.shared_with is not None), None)
+                    self._advance(
+                        by_id[job_id], allocation, now, job_id in previous, None if partner is None else keys[partner]
+                    )
                 previous = dict(decision.allocations)
                 policy_state = decision.policy_state
                 still = [p for p in active if p.finish_s is None]
@@ -315,7 +347,7 @@ class Simulator:
     @staticmethod
     def _record(now: float, active: int, decision: RoundDecision, totals: tuple[float, float, float]) -> RoundRecord:
         allocations = decision.allocations.values()
-        gpus = sum(a.gpus for a in allocations)
+        gpus = sum(a.gpu_share for a in allocations)
         cpus = sum(a.cpus for a in allocations)
         memory = sum(a.memory_gib for a in allocations)
         return RoundRecord(
@@ -326,4 +358,5 @@ class Simulator:
             cpus / totals[1],
             memory / totals[2],
             decision.timings.total_s,
+            sum(1 for a in allocations if a.shared),
         )
