@@ -76,6 +76,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="re-place every job each round, as the peers' simulators do (default); --no-workers-can-move keeps "
         "running workers where they are, as a live cluster does",
     )
+    p.add_argument(
+        "--batch-switch",
+        choices=("epoch", "round"),
+        default=None,
+        help="when a job takes its next batch size: at the epoch boundary, or after its next round as Shockwave's "
+        "simulator does (default: round for Shockwave traces, else epoch)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for generated workloads")
     p.add_argument("--out", type=Path, default=None, help="folder for results.json, per-job CSVs and plots")
     p.set_defaults(func=run)
@@ -96,11 +103,13 @@ def _conventions(workload: str, args: argparse.Namespace) -> SimulationConfig:
     name = Path(workload).name
     shockwave = name.endswith((".trace", ".jobs.jsonl")) or workload.startswith(("shockwave:", "combined:"))
     synergy = name.endswith(".csv")
+    peer_trace = name.endswith((".trace", ".jobs.jsonl"))  # the peer's own traces: the peer's mechanics
     return SimulationConfig(
         round_seconds=args.round_seconds if args.round_seconds is not None else (120.0 if shockwave else 300.0),
         restore_overhead_s=args.restore_overhead if args.restore_overhead is not None else (20.0 if shockwave else 0.0),
         finish_at_round_end=args.finish_at_round_end if args.finish_at_round_end is not None else synergy,
         workers_can_move=args.workers_can_move,
+        batch_switch=args.batch_switch or ("round" if peer_trace else "epoch"),
     )
 
 
@@ -235,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
                     "round_seconds": config.round_seconds,
                     "restore_overhead_s": config.restore_overhead_s,
                     "workers_can_move": config.workers_can_move,
+                    "batch_switch": config.batch_switch,
                     "jobs": len(workload),
                     "gpus": sum(n.gpus for n in nodes),
                 }

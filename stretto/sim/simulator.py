@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +34,7 @@ from stretto.core.profiles import ProfileBook
 from stretto.core.rounds import RoundPlugins, run_round
 from stretto.core.snapshots import (
     EMPTY_STATE,
+    AdaptationMode,
     ClusterSnapshot,
     JobAllocation,
     JobState,
@@ -55,6 +57,11 @@ class SimulationConfig(BaseModel):
     workers_can_move: bool = Field(
         True, description="re-place every job each round (the peers' simulators); False keeps running workers put"
     )
+    batch_switch: Literal["epoch", "round"] = Field(
+        "epoch",
+        description="when a job takes its next batch size: at the epoch boundary, or as Shockwave's simulator "
+        "does, after the next round it runs (GNS doubling at most once a round) with progress rounded up to an epoch",
+    )
 
 
 @dataclass(slots=True)
@@ -72,12 +79,16 @@ class JobProgress:
     last_run_end_s: float | None = None
     finish_s: float | None = None
     history: list[tuple[int, int]] = field(default_factory=list)
+    granted_batch_size: int | None = None  # batch_switch="round": the size the job runs at until it is switched
 
     def epoch(self) -> int:
         return int((self.samples_done + DONE_TOLERANCE) // self.samples_per_epoch)
 
-    def batch_size(self) -> int:
+    def scheduled_batch_size(self) -> int:
         return batch_size_at(self.schedule, self.epoch(), self.spec.batch_size)
+
+    def batch_size(self) -> int:
+        return self.scheduled_batch_size() if self.granted_batch_size is None else self.granted_batch_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +260,12 @@ class Simulator:
         profile = self.profiles.get(p.spec.model)
         cpu, mem, gpus = allocation.cpu_per_gpu, allocation.memory_gib_per_gpu, allocation.gpus
         t = 0.0 if ran_last_round else min(self.config.restore_overhead_s, length)
-        while t < length and p.total_samples - p.samples_done > DONE_TOLERANCE * p.total_samples:
+        epoch_switch = self.config.batch_switch == "epoch"
+        if not epoch_switch:
+            batch = p.batch_size()
+            rate = profile.throughput(batch, gpus, cpu, mem) * self._relative_speed(p, batch, partner)
+            t = self._run_at_granted_batch_size(p, length, t, rate)
+        while epoch_switch and t < length and p.total_samples - p.samples_done > DONE_TOLERANCE * p.total_samples:
             epoch = p.epoch()
             batch = batch_size_at(p.schedule, epoch, p.spec.batch_size)
             if not p.history or p.history[-1][1] != batch:
@@ -272,6 +288,28 @@ class Simulator:
         if p.total_samples - p.samples_done <= DONE_TOLERANCE * p.total_samples:
             p.samples_done = p.total_samples
             p.finish_s = start + (length if self.config.finish_at_round_end else held)
+
+    def _run_at_granted_batch_size(self, p: JobProgress, length: float, t: float, rate: float) -> float:
+        """Shockwave's simulator: a round at the granted batch size; a due switch applies after it.
+
+        The switch is noticed at the start of the round and applied at its end: GNS at most doubles,
+        Accordion jumps to the scheduled size, and progress is rounded up to the next whole epoch.
+        """
+        granted = p.granted_batch_size = p.batch_size()
+        scheduled = p.scheduled_batch_size()
+        if not p.history or p.history[-1][1] != granted:
+            p.history.append((p.epoch(), granted))
+        left = p.total_samples - p.samples_done
+        if rate > 0 and t < length:
+            run = min(length - t, left / rate)
+            p.samples_done = p.total_samples if run * rate >= left else p.samples_done + run * rate
+            t += run
+        if scheduled != granted and p.total_samples - p.samples_done > DONE_TOLERANCE * p.total_samples:
+            gns_step = p.spec.adaptation.mode == AdaptationMode.GNS and scheduled > granted
+            p.granted_batch_size = min(2 * granted, scheduled) if gns_step else scheduled
+            whole = math.ceil(p.samples_done / p.samples_per_epoch - DONE_TOLERANCE) * p.samples_per_epoch
+            p.samples_done = min(p.total_samples, whole)
+        return t
 
     # -- the event loop -----------------------------------------------------------------------
     def run(self, progress: ProgressFn | None = None) -> SimulationResult:

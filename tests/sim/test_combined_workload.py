@@ -47,7 +47,7 @@ def test_command_line_spec_and_conventions(peers) -> None:
     assert len(jobs) == 12 and book.get(jobs[0].model).sensitivity is not None
     config = _conventions(
         "combined:jobs=12", argparse.Namespace(round_seconds=None, restore_overhead=None, finish_at_round_end=None,
-                                               workers_can_move=True)
+                                               workers_can_move=True, batch_switch=None)
     )
     assert (config.round_seconds, config.restore_overhead_s) == (120.0, 20.0)
 

@@ -83,3 +83,16 @@ def test_batch_size_changes_at_epoch_boundaries() -> None:
     result = simulate([job], ProfileBook({"ada": profile}))
     assert result.outcomes[0].finish_s == pytest.approx(15.0)
     assert result.outcomes[0].isolated_s == pytest.approx(15.0)
+
+
+def test_shockwaves_batch_switch_applies_after_the_next_round_and_rounds_up_to_an_epoch() -> None:
+    # 4 epochs of 1200 samples; GNS schedule 32 then 128 from epoch 1; 10, 20, 40 samples/s at 32, 64, 128.
+    # Round 0: 1000 samples at 32. Round 1: +1000 → 2000 (epoch 1: the switch is now due).
+    # Round 2: still 32, +1000 → 3000; then GNS doubles to 64 (not 128) and progress rounds up to 3600.
+    # Round 3: 1200 left at 20/s → 60 s: finish at 360. With switches at epoch boundaries: 120 + 90 = 210 s.
+    profile = ModelProfile("ada", {(32, 1): 10.0, (64, 1): 20.0, (128, 1): 40.0}, default_batch_size=32)
+    job = WorkloadJob(id="x", arrival_s=0, model="ada", batch_size=32, epochs=4, samples_per_epoch=1200,
+                      adaptation={"mode": "gns", "schedule": [[0, 32], [1, 128]]})
+    book = ProfileBook({"ada": profile})
+    assert simulate([job], book, batch_switch="round").outcomes[0].finish_s == pytest.approx(360.0)
+    assert simulate([job], book).outcomes[0].finish_s == pytest.approx(210.0)
