@@ -47,10 +47,11 @@ job's speed. This policy combines them:
 CPU/memory to the best speed-up per unit first; on the combined workload it made things worse
 (ablation), so the default keeps the plan's order.
 
-Not done: fractional GPUs (two jobs sharing a GPU). `ShareRequest.gpus` is an integer, the
-packers place whole GPU indices, and the job model and simulator have no co-location
-throughputs (Shockwave's `tacc_throughputs.json` has pairwise entries that could feed one);
-this policy always asks for whole GPUs.
+Fractional GPUs are the packer's part: with `share_gpus` (`proportional`, `synergy-tune`), a
+single-GPU job that does not fit pairs with a compatible one on one GPU, at the co-located speeds
+of Shockwave's pair table (`stretto.core.colocation`). This policy still asks for whole GPUs; its
+order decides who shares. `bench/bench_gpu_sharing.py` measures it: better average JCT under
+heavy load, worse makespan (long jobs host guests), so it is off by default.
 """
 
 from __future__ import annotations
