@@ -91,6 +91,7 @@ class RoundLoop:
     async def forever(self) -> None:
         while True:
             self.wakeup.clear()  # before the round: an arrival during it wakes the next one
+            started = time.monotonic()
             try:
                 if await asyncio.to_thread(self.elector.try_lead):
                     await asyncio.to_thread(self.run_once)
@@ -98,7 +99,9 @@ class RoundLoop:
                     reconciler.clear_plans()  # a follower watches; only the leader's plans are applied
             except Exception:  # keep rounds coming; the next one retries from a fresh snapshot
                 log.exception("round %d failed", self.round_index)
+            # Rounds start every round_seconds (the round's own duration included), as the simulator's do.
+            left = self.config.current.round_seconds - (time.monotonic() - started)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), timeout=self.config.current.round_seconds)
+                await asyncio.wait_for(self.wakeup.wait(), timeout=max(0.0, left))
 
 

@@ -97,7 +97,8 @@ def nodes(count: int, gpus_per_node: int, shape: NodeShape | None = None) -> tup
 
 
 def simulate(jobs: list[WorkloadJob], *, node_states: tuple[NodeState, ...], book: ProfileBook,
-             compression: Compression, restore_overhead_s: float = 0.0) -> SimulationResult:
+             compression: Compression, restore_overhead_s: float = 0.0,
+             resize_overhead_s: float = 0.0) -> SimulationResult:
     """`stretto simulate` on the same jobs, plugins and nodes, with the live run's round length.
 
     Completions count at the end of their round: the operator marks a job Succeeded at the first round
@@ -105,7 +106,8 @@ def simulate(jobs: list[WorkloadJob], *, node_states: tuple[NodeState, ...], boo
     pods do.
     """
     config = SimulationConfig(round_seconds=compression.simulated_round_seconds,
-                              restore_overhead_s=restore_overhead_s, finish_at_round_end=True,
+                              restore_overhead_s=restore_overhead_s, resize_overhead_s=resize_overhead_s,
+                              finish_at_round_end=True,
                               workers_can_move=False)
     simulator = Simulator(workload=jobs, nodes=node_states, profiles=book, plugins=build_plugins(ROUND_CONFIG),
                           config=config)

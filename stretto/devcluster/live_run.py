@@ -35,6 +35,9 @@ class JobRecord:
     running: float | None = None
     finished: float | None = None
     status: dict[str, Any] = field(default_factory=dict)
+    paused_since: float | None = None  # a started job not training: resizing, or holding after a checkpoint
+    pauses: list[float] = field(default_factory=list)  # wall seconds of each such pause that ended
+    suspended: bool = False  # lost every worker: its next start is a restart, not a resize
 
     @property
     def total_samples(self) -> float:
@@ -104,11 +107,14 @@ class LiveRun:
         pods = self.rest.get(f"/api/v1/namespaces/{self.namespace}/pods?labelSelector={selector}").get("items", [])
         now = self._clock()
         workers: dict[str, list[str]] = {}
+        holding: set[str] = set()  # jobs asked to checkpoint: the training code saves and waits for the resize
         bound_gpus: dict[str, int] = {}
         for pod in pods:
             if not pod["metadata"].get("deletionTimestamp"):
                 job = (pod["metadata"].get("labels") or {}).get(contracts.LABEL_JOB, "")
                 workers.setdefault(job, []).append((pod.get("status") or {}).get("phase", "Pending"))
+                if contracts.ANNOTATION_CHECKPOINT_REQUESTED in (pod["metadata"].get("annotations") or {}):
+                    holding.add(job)
                 if pod["spec"].get("nodeName"):
                     limits = (pod["spec"]["containers"][0].get("resources") or {}).get("limits") or {}
                     bound_gpus[job] = bound_gpus.get(job, 0) + int(limits.get(contracts.GPU_RESOURCE, 0))
@@ -130,6 +136,8 @@ class LiveRun:
                 record.running = now  # all its workers Running: from here the emulator trains it
             if record.finished is None and phase == "Succeeded":
                 record.finished = now
+            if record.running is not None and record.finished is None:
+                self._track_pause(record, phases, record.job.id in holding, now)
             if phase == "Failed":
                 raise JobFailed(f"TrainingJob {record.job.id} failed: {status.get('message')}")
             if record.finished is None:
@@ -146,6 +154,23 @@ class LiveRun:
     @property
     def done(self) -> bool:
         return all(r.finished is not None for r in self.records.values())
+
+    @staticmethod
+    def _track_pause(record: JobRecord, phases: list[str], holding: bool, now: float) -> None:
+        training = len(phases) >= record.job.workers.min and all(p == "Running" for p in phases) and not holding
+        if not phases:
+            record.paused_since, record.suspended = None, True
+        elif training:
+            if record.paused_since is not None and not record.suspended:
+                record.pauses.append(now - record.paused_since)
+            record.paused_since, record.suspended = None, False
+        elif record.paused_since is None:
+            record.paused_since = now
+
+    def resize_pauses(self) -> list[float]:
+        """Wall seconds each started job spent not training while it kept workers: a resize (new workers
+        starting, or a checkpoint held until surplus workers are gone)."""
+        return [pause for r in self.records.values() for pause in r.pauses]
 
     def start_latencies(self, ids: set[str] | None = None) -> list[float]:
         """Wall seconds from applying a job to its workers all Running, for the jobs `ids` (default all).

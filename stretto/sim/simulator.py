@@ -5,7 +5,8 @@ instant, ties by workload order, so a run is a deterministic function of its inp
 `round_seconds` the simulator builds a `ClusterSnapshot`, calls `run_round`, and advances each
 allocated job through its epochs at the job model's throughput for the CPU and memory it got,
 switching batch size at epoch boundaries. A job that did not run the previous round first pays
-`restore_overhead_s` (checkpoint restore; Shockwave charges 20 s). GPUs freed by a job that
+`restore_overhead_s` (checkpoint restore; Shockwave charges 20 s); one whose GPU count changed pays
+`resize_overhead_s` (an elastic restart; 0 by default, as in the peers). GPUs freed by a job that
 finishes mid-round stay idle until the next round, as in both peers' simulators.
 
 A job on a shared GPU (`WorkerPlacement.shared_with`, from a packer with `share_gpus`) runs at its
@@ -52,6 +53,10 @@ class SimulationConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     round_seconds: float = Field(300.0, gt=0, description="length of a round, seconds")
     restore_overhead_s: float = Field(0.0, ge=0, description="seconds lost by a job that did not run last round")
+    resize_overhead_s: float = Field(
+        0.0, ge=0, description="seconds lost by a job whose GPU count changed since last round (an elastic restart: "
+        "torchrun restarts every worker from its checkpoint when the membership changes)"
+    )
     finish_at_round_end: bool = Field(False, description="record completions at the end of the round (Synergy)")
     max_simulated_s: float = Field(1e8, gt=0, description="stop (with an error) past this virtual time")
     workers_can_move: bool = Field(
@@ -252,14 +257,14 @@ class Simulator:
         p: JobProgress,
         allocation: JobAllocation,
         start: float,
-        ran_last_round: bool,
+        lost_s: float,
         partner: JobKey | None = None,
     ) -> None:
         """Run one job for one round on its allocation (beside `partner`, (model, batch size), if shared)."""
         length = self.config.round_seconds
         profile = self.profiles.get(p.spec.model)
         cpu, mem, gpus = allocation.cpu_per_gpu, allocation.memory_gib_per_gpu, allocation.gpus
-        t = 0.0 if ran_last_round else min(self.config.restore_overhead_s, length)
+        t = min(lost_s, length)
         epoch_switch = self.config.batch_switch == "epoch"
         if not epoch_switch:
             batch = p.batch_size()
@@ -345,8 +350,12 @@ class Simulator:
                 keys = {job_id: (p.spec.model, p.batch_size()) for job_id, p in by_id.items()}
                 for job_id, allocation in decision.allocations.items():
                     partner = next((w.shared_with for w in allocation.workers if w.shared_with is not None), None)
-                    self._advance(
-                        by_id[job_id], allocation, now, job_id in previous, None if partner is None else keys[partner]
+                    before = previous.get(job_id)
+                    lost = (
+                        self.config.restore_overhead_s if before is None
+                        else self.config.resize_overhead_s if before.gpus != allocation.gpus else 0.0
+                    )
+                    self._advance(by_id[job_id], allocation, now, lost, None if partner is None else keys[partner]
                     )
                 previous = dict(decision.allocations)
                 policy_state = decision.policy_state

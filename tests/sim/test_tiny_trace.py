@@ -96,3 +96,21 @@ def test_shockwaves_batch_switch_applies_after_the_next_round_and_rounds_up_to_a
     book = ProfileBook({"ada": profile})
     assert simulate([job], book, batch_switch="round").outcomes[0].finish_s == pytest.approx(360.0)
     assert simulate([job], book).outcomes[0].finish_s == pytest.approx(210.0)
+
+
+@pytest.mark.parametrize(("resize_overhead_s", "want"), [(0.0, 260.0), (20.0, 280.0)])
+def test_a_resize_can_cost_an_elastic_restart(resize_overhead_s: float, want: float) -> None:
+    # Elastic e (1-2 GPUs, 4000 samples) shares the node with a (1 GPU, 600 samples) in round 0: 20 s restore,
+    # then 80 s at 10/s = 800. Round 1: a is done, e grows to 2 GPUs (20/s): 2000 more (1600 if the resize
+    # costs 20 s), leaving 1200 (1600) for round 2: 60 s (80 s).
+    trace = [
+        WorkloadJob(id="a", arrival_s=0, model="toy", batch_size=32, epochs=1, samples_per_epoch=600),
+        WorkloadJob(id="e", arrival_s=0, model="toy", batch_size=32, epochs=1, samples_per_epoch=4000,
+                    workers={"min": 1, "max": 2}),
+    ]
+    sim = Simulator(workload=trace, nodes=make_nodes(1, gpus=2), profiles=BOOK,
+                    plugins=build_plugins(RoundConfig.model_validate({"policy": {"name": "elastic"}})),
+                    config=SimulationConfig(round_seconds=100, restore_overhead_s=20,
+                                            resize_overhead_s=resize_overhead_s))
+    finish = {o.job_id: o.finish_s for o in sim.run().outcomes}
+    assert finish == pytest.approx({"a": 80.0, "e": want})
