@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "median start latency of the jobs that found free GPUs, scaled)")
     parser.add_argument("--sim-resize-overhead", type=float, default=None,
                         help="the simulator's elastic-restart cost per resize, training seconds (default: the live "
-                        "run's median pause of a job while it was resized, scaled)")
+                        "run's mean pause of a job while it was resized, scaled)")
     parser.add_argument("--timeout", type=float, default=900, help="wall seconds before giving up")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for results and plots")
     parser.set_defaults(func=run)
@@ -224,9 +224,9 @@ def run_workload(cluster: DevCluster, state: ClusterState, args: argparse.Namesp
     overhead = args.sim_restore_overhead if args.sim_restore_overhead is not None \
         else compression.training(median_start)
     pauses = run.resize_pauses()
-    median_pause = statistics.median(pauses) if pauses else 0.0
+    mean_pause = statistics.fmean(pauses) if pauses else 0.0  # the total lost is what moves the JCTs
     resize = args.sim_resize_overhead if args.sim_resize_overhead is not None \
-        else compression.training(median_pause)
+        else compression.training(mean_pause)
     calibrated = simulate(jobs, node_states=node_states, book=book, compression=compression,
                           restore_overhead_s=overhead, resize_overhead_s=resize)
     isolated = {o.job_id: o.isolated_s for o in reference.outcomes}
@@ -240,11 +240,11 @@ def run_workload(cluster: DevCluster, state: ClusterState, args: argparse.Namesp
     console.print(f"median start latency (applied → all workers Running, jobs that found free GPUs): "
                   f"{median_start:.2f} wall s "
                   f"= {compression.training(median_start):.0f} training s; one round = "
-                  f"{compression.simulated_round_seconds:g} training s; median resize pause {median_pause:.2f} "
+                  f"{compression.simulated_round_seconds:g} training s; mean resize pause {mean_pause:.2f} "
                   f"wall s over {len(pauses)} resizes = {resize:.0f} training s")
     meta = {"time_scale": compression.time_scale, "round_seconds_wall": compression.round_seconds,
             "checkpoint_notice_s_wall": settings.checkpoint_notice_seconds, "sim_restore_overhead_s": overhead,
-            "sim_resize_overhead_s": resize, "median_resize_pause_s_wall": median_pause, "resizes": len(pauses),
+            "sim_resize_overhead_s": resize, "mean_resize_pause_s_wall": mean_pause, "resizes": len(pauses),
             "median_start_latency_s_wall": median_start, "jobs": len(jobs), "workload": str(args.workload)}
     write_results(args.out, results, meta)
     console.print(f"wrote {args.out}/results.json, per-job CSVs and plots (jct_cdf.png, rho_cdf.png, "
