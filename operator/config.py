@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Annotated
 
 import yaml
 from kubernetes.client.exceptions import ApiException
@@ -45,6 +46,9 @@ class OperatorConfig(BaseModel):
                              "one job, so a live cluster cannot run a plan that pairs two jobs on one GPU")
         return scheduler
 
+    tenant_weights: dict[str, Annotated[float, Field(gt=0, le=1000)]] = Field(
+        default_factory=dict, alias="tenantWeights",
+        description="share weight per tenant (default 1); a job's weight is its tenant's times its own spec.weight")
     time_scale: float = Field(1.0, gt=0, le=10_000, alias="timeScale",
                               description="training seconds per wall second: 1 on a real cluster, more where training "
                                           "is emulated in compressed time")

@@ -61,7 +61,8 @@ class RoundLoop:
                 for p in kube.core().list_pod_for_all_namespaces(label_selector=selector).items]
         snapshot = build_snapshot(now_s=time.time(), round_index=self.round_index,
                                   round_seconds=config.round_seconds, jobs=jobs, nodes=nodes, pods=pods,
-                                  book=self.book, policy_state=self.policy_state, time_scale=config.time_scale)
+                                  book=self.book, policy_state=self.policy_state, time_scale=config.time_scale,
+                                  tenant_weights=config.tenant_weights)
         decision = run_round(snapshot, plugins)
         self.policy_state = decision.policy_state
         self.plans = plans_from_decision(decision, snapshot)

@@ -138,6 +138,11 @@ def _scaled(state: JobState, time_scale: float) -> JobState:
                    run_seconds=state.run_seconds * time_scale)
 
 
+def _weighted(state: JobState, tenant_weights: Mapping[str, float]) -> JobState:
+    factor = tenant_weights.get(state.tenant, 1.0)
+    return state if factor == 1.0 else replace(state, weight=state.weight * factor)
+
+
 def _work_done(body: dict[str, Any]) -> bool:
     """All the job's work is reported done: it is finishing (the reconciler marks it Succeeded), not scheduled."""
     work = (body.get("spec") or {}).get("work") or {}
@@ -149,15 +154,18 @@ def _work_done(body: dict[str, Any]) -> bool:
 def build_snapshot(*, now_s: float, round_index: int, round_seconds: float, jobs: list[dict[str, Any]],
                    nodes: list[dict[str, Any]], pods: list[dict[str, Any]], book: ProfileBook,
                    policy_state: PolicyState = EMPTY_STATE, total_jobs_seen: int = 0,
-                   time_scale: float = 1.0) -> ClusterSnapshot:
+                   time_scale: float = 1.0, tenant_weights: Mapping[str, float] | None = None) -> ClusterSnapshot:
     """The round's input. Finished (or work done), deleting jobs are left out; order is by arrival then name.
 
     Times are training seconds: wall times and durations are multiplied by `time_scale` (1 on a real
-    cluster), so predictions and policies see the same clock as the job model's throughputs.
+    cluster), so predictions and policies see the same clock as the job model's throughputs. A job's
+    weight is its tenant's weight from the configuration times its own.
     """
     active = [j for j in jobs if not j["metadata"].get("deletionTimestamp")
               and (j.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and not _work_done(j)]
-    states = sorted((_scaled(job_state(j, book), time_scale) for j in active), key=lambda s: (s.arrival_s, s.job_id))
+    weights = tenant_weights or {}
+    states = sorted((_weighted(_scaled(job_state(j, book), time_scale), weights) for j in active),
+                    key=lambda s: (s.arrival_s, s.job_id))
     node_states = tuple(n for n in (node_state(node) for node in nodes) if n is not None)
     previous = current_allocations(pods)
     known = {s.job_id for s in states}

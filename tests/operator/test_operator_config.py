@@ -55,3 +55,12 @@ def test_finish_time_and_rho_convert_training_seconds_to_wall_time(monkeypatch):
 def test_a_shared_gpu_plan_is_refused_on_a_live_cluster():
     with pytest.raises(ValueError, match="share_gpus is for `stretto simulate` only"):
         OperatorConfig.model_validate({"scheduler": {"packer": {"name": "proportional", "args": {"share_gpus": True}}}})
+
+
+def test_tenant_weights_scale_the_jobs_own_weight():
+    config = OperatorConfig.model_validate({"tenantWeights": {"t": 3}})
+    with pytest.raises(ValueError, match="tenantWeights"):
+        OperatorConfig.model_validate({"tenantWeights": {"t": 0}})
+    snapshot = build_snapshot(now_s=0, round_index=0, round_seconds=60, jobs=[job("a")], nodes=[ready_node("n1")],
+                              pods=[], book=BOOK, tenant_weights=config.tenant_weights)
+    assert snapshot.jobs[0].tenant == "t" and snapshot.jobs[0].weight == 3.0
