@@ -1,4 +1,4 @@
-"""The operator's one validated configuration: round length, plugins, checkpoint notice.
+"""The operator's one validated configuration: round length, plugins, checkpoint notice, tenant weights, time scale.
 
 It lives in a ConfigMap (default `stretto-system/stretto-config`, key `config.yaml`) that the
 operator re-reads every round, so a platform team changes policy or packer without a restart. An
