@@ -115,6 +115,9 @@ def test_delivered_share_is_the_speed_up_the_packer_gave_over_the_ideal() -> Non
     predictions = BayesianRegimePredictor(BayesianRegimeArgs()).predict(snap)
     shares = StrettoPolicy(StrettoArgs()).share(snap, predictions)
     assert shares.policy_state["delivered"] == pytest.approx(5 / 12)
+    # per job (`delivered_per_job`): each running sensitive job's own share, smoothed from the cluster's
+    per_job = shares.policy_state["delivered_jobs"]
+    assert per_job == {"h1": pytest.approx(17 / 24), "h2": pytest.approx(5 / 24)}
 
 
 def test_partial_speed_up_interpolates_between_proportional_and_ideal() -> None:
@@ -152,3 +155,39 @@ def test_nothing_delivered_plans_exactly_as_shockwave() -> None:
     shockwave = ShockwavePolicy(StrettoArgs().market).share(snap, predictions)
     assert stretto.policy_state["delivered"] == 0.0
     assert stretto.requests == shockwave.requests
+
+
+def test_calibration_by_measured_speed_is_undone_for_sensitive_jobs() -> None:
+    # The predictor scaled the hungry job by 0.4 (it ran faster thanks to its CPUs): the policy
+    # plans it at the profile's proportional speed again; an insensitive job keeps its forecast.
+    from stretto.core.policies.stretto import without_speedup_calibration
+
+    hungry = make_profile("hungry", sensitivity=CPU_HUNGRY)
+    jobs = [
+        make_job("h", profile=hungry, samples=100_000.0, done=50_000.0),
+        make_job("p", samples=100_000.0, done=50_000.0),
+    ]
+    snap = make_snapshot(jobs, nodes=make_nodes(1, gpus=2), now_s=600.0, round_seconds=120.0)
+    scaled = {
+        j: JobPrediction(j, 50_000.0, 200.0, 100.0, 400.0, remaining_epochs_by_batch_size={32: 0.5}) for j in ("h", "p")
+    }
+    out = without_speedup_calibration(snap, Predictions(scaled))
+    h = out["h"]
+    assert (h.remaining_seconds, h.remaining_seconds_ideal, h.isolated_seconds) == pytest.approx((500.0, 250.0, 1000.0))
+    assert out["p"] == scaled["p"]
+
+
+def test_a_job_about_to_finish_runs_right_after_the_tail() -> None:
+    # 3 GPUs, nobody urgent: "long" is the tail; "nearly" (2 GPUs, 100 s left, 200 GPU-s) finishes
+    # within the round, so it runs before "small" (1 GPU, 150 s, less GPU-work) and "mid".
+    jobs = [
+        make_job("long", arrival_s=590.0, samples=5_000_000.0),
+        make_job("nearly", gpus=2, arrival_s=595.0, samples=20_000.0),
+        make_job("small", arrival_s=595.0, samples=15_000.0),
+        make_job("mid", arrival_s=595.0, samples=30_000.0),
+    ]
+    nodes = make_nodes(1, gpus=3)
+    decision = _round(jobs, nodes, planner="heuristic", fairness=False)
+    assert set(decision.allocations) == {"long", "nearly"}
+    srpt = _round(jobs, nodes, planner="heuristic", fairness=False, finish_rounds=0.0)
+    assert set(srpt.allocations) == {"long", "small", "mid"}
