@@ -191,3 +191,16 @@ def test_a_job_about_to_finish_runs_right_after_the_tail() -> None:
     assert set(decision.allocations) == {"long", "nearly"}
     srpt = _round(jobs, nodes, planner="heuristic", fairness=False, finish_rounds=0.0)
     assert set(srpt.allocations) == {"long", "small", "mid"}
+
+
+def test_makespan_tail_is_measured_from_the_work_bound() -> None:
+    # 2 GPUs, six 3M-sample jobs and one 5M-sample job: the GPU-work per GPU (11.5M samples' worth)
+    # bounds the makespan far above the longest job, so "long" can wait and SRPT takes both GPUs;
+    # measured from the longest job alone (the old tail), "long" holds a GPU every round.
+    jobs = [make_job("long", arrival_s=590.0, samples=5_000_000.0)]
+    jobs += [make_job(f"m{i}", arrival_s=595.0, samples=3_000_000.0) for i in range(6)]
+    nodes = make_nodes(1, gpus=2)
+    decision = _round(jobs, nodes, planner="heuristic", fairness=False)
+    assert "long" not in decision.allocations and len(decision.allocations) == 2
+    old = _round(jobs, nodes, planner="heuristic", fairness=False, tail_bound="longest")
+    assert "long" in old.allocations
