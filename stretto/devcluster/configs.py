@@ -46,8 +46,10 @@ def scheduler_configuration(kubeconfig_path: Path, extender_port: int) -> dict[s
         "kind": "KubeSchedulerConfiguration",
         "clientConnection": {"kubeconfig": str(kubeconfig_path), "qps": 200, "burst": 400},
         "leaderElection": {"leaderElect": False},
+        # A worker planned onto GPUs that a shrinking job still holds fails until those pods are gone;
+        # retry it within a second of that, not after an exponential backoff (Stretto's round paces it).
         "podInitialBackoffSeconds": 1,
-        "podMaxBackoffSeconds": 5,
+        "podMaxBackoffSeconds": 1,
         "percentageOfNodesToScore": 100,
         "profiles": [{"schedulerName": contracts.SCHEDULER_NAME}, {"schedulerName": "default-scheduler"}],
         "extenders": [{
