@@ -49,42 +49,19 @@ job's speed. This policy combines them:
       only make more jobs late;
    d. the rest by least remaining GPU-work (SRPT; a running job's counts 1 − `stickiness`),
       which buys average JCT.
-   Why these defaults (combined workload, `synergy-tune`; seeds 1-3 tuned, 4-8 held out; the
-   target is the best makespan and average JCT of every policy × packer pair with unfair ≤
-   `shockwave`'s): the earlier defaults (40 min tail, one delivered share, no calibration undo,
-   no finishing class) met it on seeds 1-3 but missed seed 4's and 7's makespan (5.438 vs 5.399
-   h, 5.496 vs 5.493 h: the evicted tail above) and seed 5's average JCT by 17 % (1.542 vs 1.320
-   h: late jobs with minutes left starved behind the urgent class, then ~25 medium jobs ran
-   last with the tail). With the stable forecast the tail needs less margin: 40 min kept seed 5
-   and 7 at 1.491 / 1.371 h average JCT (targets 1.320 / 1.354), 20 min lost makespan on seeds
-   3, 4 and 6; 30 min meets the target on seeds 1-4 and 6-8 and leaves seed 5 6 % above allox's
-   average JCT (1.400 vs 1.320 h; makespan 5.23 vs 5.54 h, unfair 3 % vs 10 %): there the tail
-   held 6-7 long jobs (10-15 GPUs) from 0.7 h to 2 h while the remaining work per GPU was as long
-   as the longest job, so ~30 medium jobs waited and ran last with the tail. The work bound
-   (`tail_bound="work"`, factor 1.15) meets the target on all eight seeds (makespan h / average
-   JCT h / unfair %, target in brackets):
-       seed 1  4.823 (4.928) / 0.992 (1.044) / 0.0 (0.0)
-       seed 2  5.161 (5.366) / 1.284 (1.427) / 2.5 (14.5)
-       seed 3  3.420 (3.643) / 0.855 (0.931) / 0.0 (3.1)
-       seed 4  5.227 (5.399) / 1.229 (1.335) / 1.0 (4.0)
-       seed 5  5.493 (5.543) / 1.209 (1.320) / 0.0 (10.0)
-       seed 6  5.412 (5.556) / 1.243 (1.372) / 0.0 (3.0)
-       seed 7  4.954 (5.493) / 1.279 (1.354) / 1.0 (4.0)
-       seed 8  4.579 (5.050) / 0.901 (1.016) / 0.0 (0.0)
-   Factors 1.1 and 1.2 meet it too (seed 5: 1.279 / 1.214 h average JCT, makespan 5.36 / 5.42 h);
-   1.3 loses seed 5's makespan (5.62 h); seeds 1, 3, 4 and 8 do not change with it. A
-   ratchet on the projected makespan (the tail below the largest now + R̂ seen) won average JCT
-   everywhere but lost seed 3's and 6's makespan (4.20 / 5.82 h): forecast spikes inflate it.
-   On the 120-job trace the work bound gives 6.18 h, 0.8 % unfair (6.16 h, 2.5 % without). Without the
-   per-job share seed 5 goes to 1.588 h and 8 % unfair; without the finishing class to 1.525 h
-   and 7.5 % (both measured with the 40 min tail). Other ablations (`bench/bench_adaptation.py`):
-   the classes alone win makespan and average JCT on the combined workload but are unfair on
-   Shockwave's heavily loaded 120-job trace (~17 %); the market alone is fair but ~30-40 % worse
-   in average JCT on the combined workload; SRPT without the urgent class is unfair to short
-   multi-GPU jobs; the fall-back to the market under overload buys the fairness on the 120-job
-   trace, and on seed 5 (never falling back: 29.5 % unfair). `planner="market"` is the market
-   alone (Shockwave with the packer-aware R̂); `fair_target="smoothed"` makes class c use
-   Shockwave's smoothed 1/N-share finish time instead (the earlier heuristic).
+   Why these defaults (`bench/bench_adaptation.py` section 5 prints the per-seed table and the
+   ablation): the target is the best makespan and average JCT of every policy × packer pair on
+   the combined workload with unfair ≤ `shockwave`'s. A tail measured from the longest R̂ alone
+   held a few long jobs on many GPUs while the remaining work per GPU, not they, set the
+   makespan, so medium jobs ran last (average JCT 6-17 % above allox on some seeds); the work
+   bound fixes that (factors 1.1-1.2 all work; 1.3 loses makespan). Without the calibration undo
+   a forecast that jumped back by hours evicted the real tail (makespan lost on two seeds);
+   without the finishing class late jobs with minutes left starved behind the urgent class.
+   The classes alone are unfair on Shockwave's heavily loaded 120-job trace (~17 %); the market
+   alone is fair but ~30-40 % worse in average JCT on the combined workload; the fall-back to
+   the market under overload buys the fairness. `planner="market"` is the market alone
+   (Shockwave with the packer-aware R̂); `fair_target="smoothed"` makes class c use Shockwave's
+   smoothed 1/N-share finish time instead (the earlier heuristic).
 3. Order (market): jobs planned for (nearly) every round, then jobs the plan lets finish in the
    window (fewest rounds first), then late jobs by priority; then every other job, longest
    remaining first, so the packer fills every GPU it can (work conservation).
