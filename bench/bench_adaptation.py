@@ -97,7 +97,7 @@ COMBINED_ABLATION = {
     "- per-job delivered share": ("bayesian-regime", {"delivered_per_job": False}),
     "- finishing class (finish_rounds = 0)": ("bayesian-regime", {"finish_rounds": 0.0}),
     "tail window 40 min (old default)": ("bayesian-regime", {"tail_window_s": 2400.0}),
-    "tail from the longest R̂ only (old default)": ("bayesian-regime", {"tail_bound": "longest"}),
+    "tail below the longest R̂ (old default)": ("bayesian-regime", {"tail_bound": "longest"}),
 }
 
 
