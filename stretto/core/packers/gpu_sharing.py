@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stretto.core.colocation import DEFAULT_GPU_TYPE, DEFAULT_THRESHOLD, CoLocationTable, JobKey, find_colocation_table
 from stretto.core.decisions import Placement, ShareRequest, Shares
 from stretto.core.packers.node_ledger import EPS, NodeLedger
-from stretto.core.packers.ordered_placement import PlaceFn, invalid_request_reason, place_in_order
+from stretto.core.packers.ordered_placement import PlaceFn, place_in_order, valid_requests
 from stretto.core.snapshots import ClusterSnapshot, JobState
 
 # Per worker, on a whole GPU: CPUs and memory, per node or scalar (see `worker_demand`).
@@ -103,13 +103,8 @@ class GpuSharing:
         )
         unplaced = dict(placement.unplaced)
         pairs: list[tuple[str, str]] | None = None
-        seen: set[str] = set()
-        for request in shares.requests:
-            job = jobs.get(request.job_id)
-            if job is None or job.job_id in seen:
-                continue
-            seen.add(job.job_id)
-            if job.job_id not in unplaced or job.job_id in ledger.placed or invalid_request_reason(job, request):
+        for job, request in valid_requests(snapshot, shares)[0]:
+            if job.job_id not in unplaced or job.job_id in ledger.placed:
                 continue
             if request.gpus == 1 and job.gpus_per_worker == 1 and self._join(job, ledger, jobs):
                 del unplaced[job.job_id]

@@ -37,17 +37,13 @@ def invalid_request_reason(job: JobState, request: ShareRequest) -> str | None:
     return None
 
 
-def place_in_order(snapshot: ClusterSnapshot, shares: Shares, place: PlaceFn) -> tuple[NodeLedger, Placement]:
-    """Place the requests in priority order with `place`, each whole or not at all.
-
-    Where workers cannot move, every requested job first keeps its running workers (up to its new
-    count) where they are, and `place` then sees only the workers it gains. A job that cannot gain
-    them runs on what it kept if that meets its minimum; otherwise it waits.
-    """
-    ledger = NodeLedger.for_snapshot(snapshot)
+def valid_requests(
+    snapshot: ClusterSnapshot, shares: Shares
+) -> tuple[list[tuple[JobState, ShareRequest]], dict[str, str]]:
+    """The policy's requests in order, the first per active job, and why each invalid one is refused."""
     jobs = {j.job_id: j for j in snapshot.jobs}
-    unplaced: dict[str, str] = {}
     valid: list[tuple[JobState, ShareRequest]] = []
+    invalid: dict[str, str] = {}
     seen: set[str] = set()
     for request in shares.requests:
         job = jobs.get(request.job_id)
@@ -58,7 +54,19 @@ def place_in_order(snapshot: ClusterSnapshot, shares: Shares, place: PlaceFn) ->
         if reason is None:
             valid.append((job, request))
         else:
-            unplaced[job.job_id] = reason
+            invalid[job.job_id] = reason
+    return valid, invalid
+
+
+def place_in_order(snapshot: ClusterSnapshot, shares: Shares, place: PlaceFn) -> tuple[NodeLedger, Placement]:
+    """Place the requests in priority order with `place`, each whole or not at all.
+
+    Where workers cannot move, every requested job first keeps its running workers (up to its new
+    count) where they are, and `place` then sees only the workers it gains. A job that cannot gain
+    them runs on what it kept if that meets its minimum; otherwise it waits.
+    """
+    ledger = NodeLedger.for_snapshot(snapshot)
+    valid, unplaced = valid_requests(snapshot, shares)
     kept: dict[str, int] = {}
     if not snapshot.workers_can_move:
         for job, request in valid:

@@ -80,7 +80,7 @@ heavy load, worse makespan (long jobs host guests), so it is off by default.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from types import MappingProxyType
 from typing import ClassVar, Literal
@@ -301,15 +301,22 @@ def delivered_share(snapshot: ClusterSnapshot) -> float | None:
     None when no such job ran. 0 under the `proportional` packer, up to 1 when every job got its ideal.
     """
     got = wanted = 0.0
+    for _, gpus, factor, ideal in _speedups_last_round(snapshot):
+        got += gpus * (factor - 1.0)
+        wanted += gpus * (ideal - 1.0)
+    return None if wanted <= 0 else min(1.0, max(0.0, got / wanted))
+
+
+def _speedups_last_round(snapshot: ClusterSnapshot) -> Iterator[tuple[str, int, float, float]]:
+    """(job, GPUs, speed-up its CPU and memory gave, ideal speed-up) per job that ran last round with an
+    ideal speed-up above 1."""
     for job in snapshot.jobs:
         allocation = snapshot.previous.get(job.job_id)
         sensitivity = job.profile.sensitivity
         if allocation is None or sensitivity is None or sensitivity.ideal_speedup <= 1.0:
             continue
         factor = sensitivity.factor(allocation.cpu_per_gpu, allocation.memory_gib_per_gpu)
-        got += allocation.gpus * (factor - 1.0)
-        wanted += allocation.gpus * (sensitivity.ideal_speedup - 1.0)
-    return None if wanted <= 0 else min(1.0, max(0.0, got / wanted))
+        yield job.job_id, allocation.gpus, factor, sensitivity.ideal_speedup
 
 
 def without_speedup_calibration(snapshot: ClusterSnapshot, predictions: Predictions) -> Predictions:
@@ -345,15 +352,8 @@ def without_speedup_calibration(snapshot: ClusterSnapshot, predictions: Predicti
 
 def delivered_by_job(snapshot: ClusterSnapshot) -> dict[str, float]:
     """Per job that ran last round with an ideal speed-up s > 1: (f − 1)/(s − 1), f the speed-up it got."""
-    out = {}
-    for job in snapshot.jobs:
-        allocation = snapshot.previous.get(job.job_id)
-        sensitivity = job.profile.sensitivity
-        if allocation is None or sensitivity is None or sensitivity.ideal_speedup <= 1.0:
-            continue
-        factor = sensitivity.factor(allocation.cpu_per_gpu, allocation.memory_gib_per_gpu)
-        out[job.job_id] = min(1.0, max(0.0, (factor - 1.0) / (sensitivity.ideal_speedup - 1.0)))
-    return out
+    return {job_id: min(1.0, max(0.0, (factor - 1.0) / (ideal - 1.0)))
+            for job_id, _, factor, ideal in _speedups_last_round(snapshot)}
 
 
 def at_ideal_resources(
