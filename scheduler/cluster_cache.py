@@ -199,6 +199,20 @@ class ClusterCache:
             for node in touched:
                 self._rebuild(node)
 
+    def confirm_node(self, node: str, present: set[str], *, listed_at: float) -> int:
+        """Drop bookings on `node` of pods a fresh list no longer shows; returns how many.
+
+        The watch can lag kube-scheduler's own: a pod deleted a moment ago still holds its devices
+        here while the scheduler already counts them free. Bookings made after the list (or still in
+        flight) stay.
+        """
+        with self._lock:
+            stale = [uid for uid, b in self._by_node.get(node, {}).items() if uid not in present and (
+                b.state is BookingState.OBSERVED or (b.state is BookingState.BOUND and b.since < listed_at))]
+            for uid in stale:
+                self._drop(uid)
+            return len(stale)
+
     # ---- bookings the extender makes -----------------------------------------------------------
     def reserve(self, demand: PodDemand, node: str) -> Booking:
         """Pick devices for `demand` on `node` and book them, atomically. Raises ReservationError."""

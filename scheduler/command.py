@@ -34,6 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.set_defaults(func=run)
 
 
+def pod_uids_on_node(api: KubeAPI, node: str) -> set[str]:
+    items, _ = api.list_all("/api/v1/pods", query=[("fieldSelector", f"spec.nodeName={node}")])
+    return {item["metadata"]["uid"] for item in items}
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(args, "log_level", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -42,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     feeder = CacheFeeder(api, cache)
     metrics = ExtenderMetrics()
     metrics.watch_cache(nodes=cache.node_count, gpus_in_use=cache.booked_gpus)
-    extender = Extender(cache=cache, binder=KubePodBinder(api), metrics=metrics, ready=lambda: feeder.synced)
+    extender = Extender(cache=cache, binder=KubePodBinder(api), metrics=metrics, ready=lambda: feeder.synced,
+                        pods_on_node=lambda node: pod_uids_on_node(api, node))
     app = build_app(extender, metrics=metrics, ready=lambda: feeder.synced)
     feeder.start()
     try:

@@ -43,8 +43,11 @@ class Extender:
     def __init__(
         self, *, cache: ClusterCache, binder: PodBinder, metrics: ExtenderMetrics | None = None,
         ready: Callable[[], bool] = _always_ready,
+        pods_on_node: Callable[[str], set[str]] | None = None,
     ) -> None:
+        """`pods_on_node(node)` lists the UIDs of the pods the API shows on a node (for `_confirm`)."""
         self._cache = cache
+        self._pods_on_node = pods_on_node
         self._binder = binder
         self._metrics = metrics if metrics is not None else ExtenderMetrics()
         self._ready = ready
@@ -62,6 +65,8 @@ class Extender:
             return ExtenderFilterResult(Error=f"stretto extender: malformed request: {exc}")
         self._remember(demand)
         outcome = decisions.filter_nodes(demand, names, self._cache.snapshot())
+        if demand.planned_node in outcome.failed and self._confirm(demand.planned_node):
+            outcome = decisions.filter_nodes(demand, names, self._cache.snapshot())
         self._metrics.filtered_out.labels("failed").inc(len(outcome.failed))
         self._metrics.filtered_out.labels("unresolvable").inc(len(outcome.unresolvable))
         if args.NodeNames is None and args.Nodes is not None:
@@ -74,6 +79,22 @@ class Extender:
             NodeNames=outcome.passed, FailedNodes=outcome.failed,
             FailedAndUnresolvableNodes=outcome.unresolvable,
         )
+
+    def _confirm(self, node: str) -> bool:
+        """The planned node looked full: check its bookings against the API (the watch may lag the
+        scheduler, which would then not retry the pod for minutes). True if any booking was stale."""
+        if self._pods_on_node is None:
+            return False
+        listed_at = self._cache.now()
+        try:
+            present = self._pods_on_node(node)
+        except Exception as exc:  # the API busy: answer from the cache, the scheduler retries
+            log.warning("cannot list the pods on %s to confirm its bookings: %s", node, exc)
+            return False
+        dropped = self._cache.confirm_node(node, present, listed_at=listed_at)
+        if dropped:
+            log.info("%s: %d booking(s) of deleted pods dropped ahead of the watch", node, dropped)
+        return dropped > 0
 
     # ---- prioritize ----------------------------------------------------------------------------
     def prioritize(self, args: ExtenderArgs) -> list[HostPriority]:

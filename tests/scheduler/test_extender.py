@@ -173,3 +173,41 @@ def test_api_bodies_carry_the_uid_precondition():
         "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"},
     }
     assert annotation_patch("u1", {"a": "b"}) == {"metadata": {"uid": "u1", "annotations": {"a": "b"}}}
+
+
+def test_a_full_planned_node_is_confirmed_against_the_api_before_refusing():
+    # The watch still shows "gone" on n1's GPUs 0-7 although the API deleted it (kube-scheduler saw that
+    # first, and would not retry the pod for minutes after a refusal): the extender lists n1's pods first.
+    from stretto.scheduler.model import Booking
+
+    listed: list[str] = []
+    present = {"kept"}
+
+    def pods_on_node(node: str) -> set[str]:
+        listed.append(node)
+        return set(present)
+
+    cache = ClusterCache()
+    cache.replace_nodes([node_capacity(make_node("n1"))])
+    cache.observe_booking(Booking(uid="kept", node="n1", gpu_ids=(0, 1, 2, 3)))
+    cache.observe_booking(Booking(uid="gone", node="n1", gpu_ids=(4, 5, 6, 7)))
+    extender = Extender(cache=cache, binder=RecordingBinder(), pods_on_node=pods_on_node)
+    pod = make_pod("w", gpus=1, annotations={contracts.ANNOTATION_PLANNED_NODE: "n1"})
+    assert extender.filter(ExtenderArgs(Pod=pod, NodeNames=["n1"])).NodeNames == ["n1"]
+    assert listed == ["n1"] and cache.booking("gone") is None and cache.booking("kept") is not None
+
+    present.add("other")  # now every booking is real: the node stays full and the pod waits
+    cache.observe_booking(Booking(uid="other", node="n1", gpu_ids=(4, 5, 6, 7)))
+    result = extender.filter(ExtenderArgs(Pod=pod, NodeNames=["n1"]))
+    assert result.NodeNames == [] and "0 of 8 GPUs free" in result.FailedNodes["n1"]
+
+
+def test_a_booking_made_after_the_list_is_kept():
+    from stretto.scheduler.model import Booking
+
+    cache = ClusterCache(clock=lambda: 10.0)
+    cache.replace_nodes([node_capacity(make_node("n1"))])
+    cache.observe_booking(Booking(uid="old", node="n1", gpu_ids=(0,)))
+    inflight = cache.reserve(pod_demand(make_pod("inflight", gpus=1)), "n1")
+    assert cache.confirm_node("n1", set(), listed_at=5.0) == 1  # "old" is gone; the bind in flight stays
+    assert cache.booking(inflight.uid) is not None and cache.booking("old") is None
