@@ -44,6 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--policy", default="fifo", help="policy name(s), comma-separated")
     p.add_argument("--packer", default="proportional", help="packer name(s), comma-separated")
     p.add_argument("--predictor", default="planned-schedule", help="predictor name")
+    p.add_argument("--policy-args", default="{}", metavar="JSON",
+                   help='arguments for every policy given, e.g. \'{"planner": "market"}\'')
+    p.add_argument("--packer-args", default="{}", metavar="JSON",
+                   help='arguments for every packer given, e.g. \'{"share_gpus": true}\'')
     p.add_argument(
         "--profiles",
         type=Path,
@@ -198,12 +202,13 @@ def run(args: argparse.Namespace) -> int:
         workload, book = load_workload(args.workload, args.profiles, args.seed)
         config = _conventions(args.workload, args)
         combos = [(p.strip(), k.strip()) for p in args.policy.split(",") for k in args.packer.split(",")]
+        policy_args, packer_args = json.loads(args.policy_args), json.loads(args.packer_args)
         plugins = {
             c: build_plugins(
                 RoundConfig(
                     predictor=PluginSpec(name=args.predictor),
-                    policy=PluginSpec(name=c[0]),
-                    packer=PluginSpec(name=c[1]),
+                    policy=PluginSpec(name=c[0], args=policy_args),
+                    packer=PluginSpec(name=c[1], args=packer_args),
                 )
             )
             for c in combos

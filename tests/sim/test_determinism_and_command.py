@@ -29,6 +29,7 @@ def simulate(
     policy="fifo,srtf",
     packer="proportional,synergy-tune",
     cluster="2x8,cpus=24,memory=500Gi",
+    extra: tuple[str, ...] = (),
 ) -> int:
     parser = argparse.ArgumentParser()
     command.register(parser.add_subparsers())
@@ -47,6 +48,7 @@ def simulate(
             str(seed),
             "--out",
             str(tmp_path / name),
+            *extra,
         ]
     )
     return args.func(args)
@@ -94,3 +96,12 @@ def test_simulate_reports_bad_input(tmp_path, capsys) -> None:
     assert "unknown policy 'nope'" in capsys.readouterr().err
     assert simulate(tmp_path, "bad", "synergy:jobs=0") == 2
     assert "field 'jobs'" in capsys.readouterr().err
+
+
+def test_plugin_args_reach_the_plugins_and_bad_ones_are_named(tmp_path, capsys) -> None:
+    args = ("--packer-args", '{"share_gpus": true}', "--policy-args", "{}")
+    assert simulate(tmp_path, "shared", "synergy:jobs=5", policy="fifo", packer="synergy-tune", extra=args) == 0
+    bad = ("--packer-args", '{"nope": 1}')
+    assert simulate(tmp_path, "bad", "synergy:jobs=5", packer="proportional", extra=bad) == 2
+    assert "invalid args for packer 'proportional': nope" in capsys.readouterr().err
+    assert simulate(tmp_path, "bad", "synergy:jobs=5", extra=("--policy-args", "{not json")) == 2
