@@ -18,9 +18,6 @@ from stretto.core.packers.synergy_tune import SynergyTuneArgs, SynergyTunePacker
 from stretto.core.registries import PluginSpec, builtin_packers
 from stretto.core.snapshots import ClusterSnapshot, JobAllocation, NodeState, WorkerPlacement
 
-SHOCKWAVE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "peers" / "shockwave"
-needs_peers = pytest.mark.skipif(not (SHOCKWAVE / "tacc_throughputs.json").exists(), reason="peer data not present")
-
 X, Y, Z = (make_profile(m) for m in ("x", "y", "z"))  # 100 samples/s per GPU, batch 32
 HUNGRY = make_profile("hungry", sensitivity=CPU_HUNGRY)
 # x+y share well (0.7 + 0.6 = 1.3), x+x only time-slices (1.0), z pairs with nothing.
@@ -52,9 +49,8 @@ def layout(placement: Placement) -> dict[str, list[tuple]]:
 
 
 # -- the co-location table ------------------------------------------------------------------------
-@needs_peers
-def test_p100_entries_checked_by_hand() -> None:
-    table = load_colocation_table(SHOCKWAVE)  # p100 by default
+def test_p100_entries_checked_by_hand(peers: Path) -> None:
+    table = load_colocation_table(peers / "shockwave")  # p100 by default
     # Transformer bs 16 with itself: 7.5767 of 9.7609 steps/s each.
     assert table.relative_speeds(("Transformer", 16), ("Transformer", 16)) == pytest.approx((0.77623, 0.77623), 1e-4)
     # LM bs 5 (alone 91.663) beside Transformer bs 16 (alone 9.7609): 40.695 and 8.8544 steps/s.
@@ -70,10 +66,9 @@ def test_p100_entries_checked_by_hand() -> None:
     assert table.relative_speeds(("GPT", 16), ("LM", 5)) is None
 
 
-@needs_peers
-def test_v100_speeds_above_isolated_are_capped() -> None:
+def test_v100_speeds_above_isolated_are_capped(peers: Path) -> None:
     # v100's Transformer bs 128: 3.66 steps/s sharing vs 1.15 alone (different campaigns) → capped at 1.
-    table = load_colocation_table(SHOCKWAVE / "tacc_throughputs.json", "v100")
+    table = load_colocation_table(peers / "shockwave" / "tacc_throughputs.json", "v100")
     assert table.relative_speeds(("Transformer", 128), ("Transformer", 128)) == (1.0, 1.0)
 
 
