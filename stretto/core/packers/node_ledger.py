@@ -117,27 +117,20 @@ class NodeLedger:
             partner = self._sharing_partner(node, worker)
             if partner is not None:
                 # The other half of a GPU shared last round, whose partner was kept first: share it again.
-                partner.shared_with = job_id
-                self.free_cpus[node] -= worker.cpus
-                self.free_memory[node] -= worker.memory_gib
-                kept.append(
-                    PlacedWorker(node, worker.gpu_indices, worker.cpus, worker.memory_gib, True, worker.shared_with)
-                )
-                if job_id not in self.jobs_on_node[node]:
-                    self.jobs_on_node[node].append(job_id)
-                continue
-            free = self._free_indices[node]
-            wanted = [g for g in worker.gpu_indices if g in free]
-            if len(wanted) < len(worker.gpu_indices):
-                continue
-            for g in wanted:
-                free.remove(g)
-            gpus = len(wanted)
-            self.free_gpus[node] -= gpus
-            self.total_free_gpus -= gpus
+                partner.shared_with, shared_with = job_id, worker.shared_with
+            else:
+                free = self._free_indices[node]
+                if any(g not in free for g in worker.gpu_indices):
+                    continue
+                for g in worker.gpu_indices:
+                    free.remove(g)
+                self.free_gpus[node] -= len(worker.gpu_indices)
+                self.total_free_gpus -= len(worker.gpu_indices)
+                shared_with = None
             self.free_cpus[node] -= worker.cpus
             self.free_memory[node] -= worker.memory_gib
-            kept.append(PlacedWorker(node, tuple(wanted), worker.cpus, worker.memory_gib, pinned=True))
+            indices = tuple(worker.gpu_indices)
+            kept.append(PlacedWorker(node, indices, worker.cpus, worker.memory_gib, True, shared_with))
             if job_id not in self.jobs_on_node[node]:
                 self.jobs_on_node[node].append(job_id)
         if not kept:
