@@ -12,6 +12,7 @@ from .cluster_cache import ClusterCache
 from .extender import Extender
 from .kube_api import KubeAPI, load_api_client
 from .metrics import ExtenderMetrics
+from .pending_pods import PendingPods
 from .server import build_app
 from .watch import CacheFeeder
 
@@ -44,11 +45,12 @@ def run(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     api = KubeAPI(load_api_client(args.kubeconfig))
     cache = ClusterCache()
-    feeder = CacheFeeder(api, cache)
+    pending = PendingPods()
+    feeder = CacheFeeder(api, cache, pending=pending)
     metrics = ExtenderMetrics()
     metrics.watch_cache(nodes=cache.node_count, gpus_in_use=cache.booked_gpus)
     extender = Extender(cache=cache, binder=KubePodBinder(api), metrics=metrics, ready=lambda: feeder.synced,
-                        pods_on_node=lambda node: pod_uids_on_node(api, node))
+                        pods_on_node=lambda node: pod_uids_on_node(api, node), pending=pending)
     app = build_app(extender, metrics=metrics, ready=lambda: feeder.synced)
     feeder.start()
     try:

@@ -6,16 +6,27 @@ answers "what does this bound pod hold" (the watch, and the rebuild after a rest
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from stretto import contracts
-from stretto.api.quantity import to_millis, to_units
+from stretto.api.quantity import parse_quantity
 
 from .model import FULL_UTILIZATION, Booking, PodDemand, ShareSpec
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+# Far beyond any node (an exabyte, a billion cores) and still exact in a float: a larger request
+# is a mistake or an attack, and refusing it keeps the arithmetic downstream ordinary.
+MAX_AMOUNT = 2**60
+_SHOWN = 40  # characters of a bad value quoted back: enough to recognise, never the whole input
+
+
+def clipped(value: Any) -> str:
+    """`repr(value)`, cut short: error messages and logs never echo unbounded input."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}... ({len(text)} characters)"
 
 
 class MalformedPod(ValueError):
@@ -56,9 +67,14 @@ def _amounts(pod: Mapping[str, Any]) -> dict[str, int]:
 
     def convert(name: str, value: Any) -> int:
         try:
-            return to_millis(value) if name == "cpu" else to_units(value)
-        except ValueError as exc:
-            raise MalformedPod(f"resource {name}: {exc}") from exc
+            amount = parse_quantity(value)
+        except ValueError:
+            raise MalformedPod(f"resource {name}: invalid quantity {clipped(value)}") from None
+        if amount < 0:
+            raise MalformedPod(f"resource {name}: negative quantity {clipped(value)}")
+        if amount > MAX_AMOUNT:  # checked before rounding: 1e999999999 must not become an int
+            raise MalformedPod(f"resource {name}: quantity {clipped(value)} is beyond any node")
+        return math.ceil(amount * 1000) if name == "cpu" else math.ceil(amount)  # as the API server rounds
 
     wanted = ("cpu", "memory", contracts.GPU_RESOURCE, contracts.GPU_SHARE_RESOURCE)
     totals = dict.fromkeys(wanted, 0)
@@ -86,7 +102,7 @@ def _percent(annotations: Mapping[str, Any], key: str, default: int) -> int:
     try:
         value = int(str(raw).strip().rstrip("%"))
     except ValueError:
-        raise ValueError(f"{key} must be a whole percent, got {raw!r}") from None
+        raise ValueError(f"{key} must be a whole percent, got {clipped(raw)}") from None
     if not 0 <= value <= FULL_UTILIZATION:
         raise ValueError(f"{key} must be within 0..100, got {value}")
     return value
@@ -98,16 +114,17 @@ def share_spec(annotations: Mapping[str, Any]) -> ShareSpec:
     if raw_memory is None:
         raise ValueError(f"a GPU share needs the annotation {contracts.ANNOTATION_GPU_MEMORY} (bytes)")
     try:
-        memory = to_units(str(raw_memory))  # bytes; a quantity such as 10Gi is accepted too
+        memory = parse_quantity(str(raw_memory))  # bytes; a quantity such as 10Gi is accepted too
     except ValueError:
-        raise ValueError(f"{contracts.ANNOTATION_GPU_MEMORY} must be bytes, got {raw_memory!r}") from None
-    if memory <= 0:
-        raise ValueError(f"{contracts.ANNOTATION_GPU_MEMORY} must be positive")
+        raise ValueError(f"{contracts.ANNOTATION_GPU_MEMORY} must be bytes, got {clipped(raw_memory)}") from None
+    if not 0 < memory <= MAX_AMOUNT:
+        raise ValueError(
+            f"{contracts.ANNOTATION_GPU_MEMORY} must be a positive byte count, got {clipped(raw_memory)}")
     low = _percent(annotations, contracts.ANNOTATION_GPU_MIN_UTIL, 0)
     high = _percent(annotations, contracts.ANNOTATION_GPU_MAX_UTIL, FULL_UTILIZATION)
     if high == 0 or low > high:
         raise ValueError(f"GPU utilization band {low}..{high}% is empty")
-    return ShareSpec(memory_bytes=memory, min_utilization=low, max_utilization=high)
+    return ShareSpec(memory_bytes=math.ceil(memory), min_utilization=low, max_utilization=high)
 
 
 def pod_demand(pod: Any) -> PodDemand:

@@ -8,8 +8,6 @@ are bugs, and `server` still turns them into an Error answer rather than a crash
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 from stretto import contracts
@@ -20,6 +18,7 @@ from .cluster_cache import ClusterCache, ReservationError
 from .demand import MalformedPod, pod_demand
 from .metrics import BindFailure, ExtenderMetrics
 from .model import BookingState, PodDemand
+from .pending_pods import PendingPods
 from .wire import (
     ExtenderArgs,
     ExtenderBindingArgs,
@@ -32,7 +31,6 @@ from .wire import (
 log = logging.getLogger(__name__)
 
 NOT_READY = "stretto extender: node and pod cache not synced yet"
-RECENT_PODS = 4096  # pods remembered from filter, so bind rarely needs to read the pod back
 
 
 def _always_ready() -> bool:
@@ -44,15 +42,16 @@ class Extender:
         self, *, cache: ClusterCache, binder: PodBinder, metrics: ExtenderMetrics | None = None,
         ready: Callable[[], bool] = _always_ready,
         pods_on_node: Callable[[str], set[str]] | None = None,
+        pending: PendingPods | None = None,
     ) -> None:
-        """`pods_on_node(node)` lists the UIDs of the pods the API shows on a node (for `_confirm`)."""
+        """`pods_on_node(node)` lists the UIDs of the pods the API shows on a node (for `_confirm`);
+        `pending` is the watch's copy of the pods waiting to be bound (bind reads the pod otherwise)."""
         self._cache = cache
         self._pods_on_node = pods_on_node
         self._binder = binder
         self._metrics = metrics if metrics is not None else ExtenderMetrics()
         self._ready = ready
-        self._recent: OrderedDict[str, PodDemand] = OrderedDict()
-        self._recent_lock = threading.Lock()
+        self._pending = pending if pending is not None else PendingPods()
 
     # ---- filter --------------------------------------------------------------------------------
     def filter(self, args: ExtenderArgs) -> ExtenderFilterResult:
@@ -63,7 +62,6 @@ class Extender:
             demand = pod_demand(args.Pod)
         except ValueError as exc:
             return ExtenderFilterResult(Error=f"stretto extender: malformed request: {exc}")
-        self._remember(demand)
         outcome = decisions.filter_nodes(demand, names, self._cache.snapshot())
         if demand.planned_node in outcome.failed and self._confirm(demand.planned_node):
             outcome = decisions.filter_nodes(demand, names, self._cache.snapshot())
@@ -114,8 +112,8 @@ class Extender:
         namespace, name, uid, node = args.PodNamespace, args.PodName, args.PodUID, args.Node
         if not self._ready():
             return self._bind_failed(BindFailure.NOT_READY, NOT_READY)
-        # 1. The pod's demand: from its filter call, else read it back.
-        demand = self._recalled(uid)
+        # 1. The pod's demand, as the API server holds it: the watch's copy, else read it back.
+        demand = self._pending.get(uid)
         if demand is None or (demand.namespace, demand.name) != (namespace, name):
             try:
                 demand = pod_demand(self._binder.read_pod(namespace, name))
@@ -154,7 +152,7 @@ class Extender:
             return self._resolve_failed_binding(demand, node, exc)
         # 6. Booked until the watch shows the pod bound (or deleted).
         self._cache.mark(uid, BookingState.BOUND)
-        self._forget(uid)
+        self._pending.forget(uid)
         self._metrics.binds.labels(self._gpu_mode(demand)).inc()
         log.info("bound %s to %s, GPUs %s", demand.key, node,
                  annotations.get(contracts.ANNOTATION_GPU_IDS, "-"))
@@ -205,19 +203,3 @@ class Extender:
         self._metrics.bind_failures.labels(reason.value).inc()
         log.warning("bind refused (%s): %s", reason.value, message)
         return ExtenderBindingResult(Error=message)
-
-    # ---- pods remembered between filter and bind -----------------------------------------------
-    def _remember(self, demand: PodDemand) -> None:
-        with self._recent_lock:
-            self._recent[demand.uid] = demand
-            self._recent.move_to_end(demand.uid)
-            while len(self._recent) > RECENT_PODS:
-                self._recent.popitem(last=False)
-
-    def _recalled(self, uid: str) -> PodDemand | None:
-        with self._recent_lock:
-            return self._recent.get(uid)
-
-    def _forget(self, uid: str) -> None:
-        with self._recent_lock:
-            self._recent.pop(uid, None)

@@ -28,16 +28,37 @@ from .wire import (
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 2**20  # full Node objects for thousands of nodes (nodeCacheCapable: false)
+MAX_BIND_BODY_BYTES = 4096   # four names within Kubernetes' limits, with room to spare
+MAX_MESSAGE = 300            # characters of an answer or log line built from a request
 BIND_THREADS = 8             # binds block on API round trips; the ledger lock keeps them honest
 _EXECUTOR: web.AppKey[ThreadPoolExecutor] = web.AppKey("bind_executor", ThreadPoolExecutor)
+
+
+class _TooLarge(ValueError):
+    pass
 
 
 def _problem(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
-        return f"stretto extender: malformed request: {where}: {first['msg']}"
-    return f"stretto extender: malformed request: {exc}"
+        text = f"{where}: {first['msg']}"
+    else:
+        text = str(exc)
+    return f"stretto extender: malformed request: {text}"[:MAX_MESSAGE]
+
+
+async def _body(request: web.Request, limit: int) -> bytes:
+    """The request body, refused unread when it declares more than `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _TooLarge(f"body of {request.content_length} bytes is over the {limit}-byte limit")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge(f"body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _json(model_json: bytes) -> web.Response:
@@ -64,7 +85,7 @@ def build_app(
     async def filter_(request: web.Request) -> web.Response:
         started = time.perf_counter()
         try:
-            args = ExtenderArgs.model_validate_json(await request.read())
+            args = ExtenderArgs.model_validate_json(await _body(request, MAX_BODY_BYTES))
         except (ValidationError, ValueError) as exc:
             result = ExtenderFilterResult(Error=_problem(exc))
         else:
@@ -72,7 +93,7 @@ def build_app(
                 result = extender.filter(args)
             except Exception as exc:  # a bug: answer, log, never crash the scheduler's call
                 log.exception("filter failed")
-                result = ExtenderFilterResult(Error=f"stretto extender: internal error: {exc}")
+                result = ExtenderFilterResult(Error=f"stretto extender: internal error: {exc}"[:MAX_MESSAGE])
         observe(Verb.FILTER, started, not result.Error)
         return _json(result.model_dump_json(by_alias=True).encode())
 
@@ -80,7 +101,7 @@ def build_app(
         started = time.perf_counter()
         ok = True
         try:
-            args = ExtenderArgs.model_validate_json(await request.read())
+            args = ExtenderArgs.model_validate_json(await _body(request, MAX_BODY_BYTES))
             scores = extender.prioritize(args)
         except (ValidationError, ValueError):
             ok, scores = False, []
@@ -93,7 +114,7 @@ def build_app(
     async def bind(request: web.Request) -> web.Response:
         started = time.perf_counter()
         try:
-            args = ExtenderBindingArgs.model_validate_json(await request.read())
+            args = ExtenderBindingArgs.model_validate_json(await _body(request, MAX_BIND_BODY_BYTES))
         except (ValidationError, ValueError) as exc:
             metrics.bind_failures.labels(BindFailure.MALFORMED.value).inc()
             result = ExtenderBindingResult(Error=_problem(exc))
@@ -103,7 +124,7 @@ def build_app(
                 result = await loop.run_in_executor(executor, extender.bind, args)
             except Exception as exc:
                 log.exception("bind failed")
-                result = ExtenderBindingResult(Error=f"stretto extender: internal error: {exc}")
+                result = ExtenderBindingResult(Error=f"stretto extender: internal error: {exc}"[:MAX_MESSAGE])
         observe(Verb.BIND, started, not result.Error)
         return _json(result.model_dump_json().encode())
 

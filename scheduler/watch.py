@@ -2,7 +2,8 @@
 
 A watch that expires (410 Gone) or breaks is followed by a fresh list, which replaces the cache's
 contents (`replace_nodes`, `replace_pods`) so nothing missed in between lingers. Pods that finish
-leave the field selector's view and arrive as DELETED, which frees their devices.
+leave the field selector's view and arrive as DELETED, which frees their devices. The same pod
+stream keeps `PendingPods`, the API server's copy of every pod still waiting for Stretto's scheduler.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from .cluster_cache import ClusterCache, node_capacity
 from .demand import TERMINAL_PHASES, pod_booking
 from .kube_api import KubeAPI, KubeAPIError
+from .pending_pods import PendingPods
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +32,11 @@ class _Expired(Exception):
 
 
 class CacheFeeder:
-    def __init__(self, api: KubeAPI, cache: ClusterCache, *, retry_s: float = 1.0,
-                 watch_timeout_s: int = 300) -> None:
+    def __init__(self, api: KubeAPI, cache: ClusterCache, *, pending: PendingPods | None = None,
+                 retry_s: float = 1.0, watch_timeout_s: int = 300) -> None:
         self._api = api
         self._cache = cache
+        self._pending = pending if pending is not None else PendingPods()
         self._retry_s = retry_s
         self._watch_timeout_s = watch_timeout_s
         self._stop = threading.Event()
@@ -129,7 +132,9 @@ class CacheFeeder:
             self._cache.upsert_node(capacity)
 
     def _replace_pods(self, items: list[dict[str, Any]], listed_at: float) -> None:
-        self._cache.replace_pods((b for b in map(pod_booking, items) if b is not None), listed_at=listed_at)
+        bookings = [pod_booking(item) for item in items]
+        self._cache.replace_pods((b for b in bookings if b is not None), listed_at=listed_at)
+        self._pending.replace(item for item, booking in zip(items, bookings, strict=True) if booking is None)
 
     def _pod_event(self, kind: str, pod: dict[str, Any]) -> None:
         uid = (pod.get("metadata") or {}).get("uid")
@@ -138,9 +143,12 @@ class CacheFeeder:
         phase = (pod.get("status") or {}).get("phase")
         if kind == "DELETED" or phase in TERMINAL_PHASES:
             self._cache.forget_pod(uid)
+            self._pending.forget(uid)
             return
         booking = pod_booking(pod)
         if booking is None:
             self._cache.observe_unbound(uid)
+            self._pending.observe(pod)
         else:
             self._cache.observe_booking(booking)
+            self._pending.forget(uid)

@@ -7,10 +7,16 @@ Strict models: a wrong type is a parse error, answered with an Error result, nev
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
+
+# Kubernetes' own limits: object and node names are DNS subdomains (253), namespaces DNS labels (63).
+# Anything longer cannot exist in the API, so it is refused before it costs a request.
+SubdomainName = Annotated[str, Field(min_length=1, max_length=253)]
+LabelName = Annotated[str, Field(min_length=1, max_length=63)]
+Uid = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 class _Wire(BaseModel):
@@ -35,7 +41,7 @@ class ExtenderArgs(_Wire):
 
     Pod: dict[str, Any]
     Nodes: NodeList | None = None
-    NodeNames: list[str] | None = None
+    NodeNames: list[SubdomainName] | None = None
 
     def candidate_names(self) -> list[str]:
         if self.NodeNames is not None:
@@ -64,10 +70,10 @@ HostPriorityList = TypeAdapter(list[HostPriority])
 
 
 class ExtenderBindingArgs(_Wire):
-    PodName: str = Field(min_length=1)
-    PodNamespace: str = Field(min_length=1)
-    PodUID: str = Field(min_length=1)
-    Node: str = Field(min_length=1)
+    PodName: SubdomainName
+    PodNamespace: LabelName
+    PodUID: Uid
+    Node: SubdomainName
 
 
 class ExtenderBindingResult(_Wire):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _SUFFIXES: dict[str, Decimal] = {
@@ -36,8 +36,8 @@ def parse_quantity(value: str | int | float) -> Decimal:
         raise ValueError(f"invalid quantity {value!r}")
     try:
         return Decimal(number) * _SUFFIXES[suffix]
-    except InvalidOperation as exc:  # pragma: no cover - the regular expression already guards this
-        raise ValueError(f"invalid quantity {value!r}") from exc
+    except ArithmeticError as exc:  # decimal's Overflow (1e999999999) and InvalidOperation
+        raise ValueError(f"invalid quantity {value[:40]!r}: out of range") from exc
 
 
 def parse_bytes(value: str | int | float) -> int:

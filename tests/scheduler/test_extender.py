@@ -1,3 +1,4 @@
+import copy
 import threading
 
 import pytest
@@ -9,18 +10,20 @@ from stretto.scheduler.demand import pod_demand
 from stretto.scheduler.extender import NOT_READY, Extender
 from stretto.scheduler.metrics import ExtenderMetrics
 from stretto.scheduler.model import BookingState
+from stretto.scheduler.pending_pods import PendingPods
 from stretto.scheduler.testing import RecordingBinder, make_node, make_pod, share_annotations
 from stretto.scheduler.wire import ExtenderArgs, ExtenderBindingArgs
 
 GIB = 2**30
 
 
-def setup(*nodes, ready=True):
+def setup(*nodes, ready=True, pending=None):
     cache = ClusterCache()
     cache.replace_nodes(node_capacity(n) for n in nodes or [make_node("n1")])
     binder = RecordingBinder()
     metrics = ExtenderMetrics()
-    return Extender(cache=cache, binder=binder, metrics=metrics, ready=lambda: ready), cache, binder, metrics
+    extender = Extender(cache=cache, binder=binder, metrics=metrics, ready=lambda: ready, pending=pending)
+    return extender, cache, binder, metrics
 
 
 def bind_args(pod, node="n1"):
@@ -33,15 +36,18 @@ def failures(metrics, reason):
 
 
 def test_filter_then_bind_annotates_before_binding():
-    extender, cache, binder, metrics = setup()
+    pending = PendingPods()
+    extender, cache, binder, metrics = setup(pending=pending)
     pod = make_pod("w0", gpus=2)
+    pending.observe(pod)                                # the watch has shown the pod
     result = extender.filter(ExtenderArgs(Pod=pod, NodeNames=["n1"]))
     assert result.NodeNames == ["n1"] and not result.Error
     assert extender.bind(bind_args(pod)).Error == ""
     uid = pod["metadata"]["uid"]
     assert binder.annotated == [("default", "w0", uid, {contracts.ANNOTATION_GPU_IDS: "0,1"})]
     assert binder.bound == [("default", "w0", uid, "n1")]
-    assert binder.reads == []                           # the demand came from the filter call
+    assert binder.reads == []                           # the demand came from the watch's copy
+    assert pending.get(uid) is None                     # bound: no longer pending
     assert cache.booking(uid).state is BookingState.BOUND
     assert metrics.registry.get_sample_value("stretto_extender_binds_total", {"gpu_mode": "whole"}) == 1
 
@@ -106,8 +112,11 @@ def test_binding_timeout_resolved_by_reading_the_pod():
     assert "timeout" in extender.bind(bind_args(other)).Error
     assert cache.booking(other["metadata"]["uid"]) is None   # read back unbound: freed
 
+    pending = PendingPods()
+    extender, cache, binder, _ = setup(pending=pending)
+    binder.fail_bind = BindError("timeout", definite=False)
     third = binder.add(make_pod("dark", gpus=4))
-    extender.filter(ExtenderArgs(Pod=third, NodeNames=["n1"]))   # the demand is known from filter
+    pending.observe(third)                                       # the demand is known from the watch
     binder.fail_read = BindError("apiserver down", definite=False)
     assert "outcome unknown" in extender.bind(bind_args(third)).Error
     assert cache.booking(third["metadata"]["uid"]).state is BookingState.UNCERTAIN  # held: no double booking
@@ -211,3 +220,45 @@ def test_a_booking_made_after_the_list_is_kept():
     inflight = cache.reserve(pod_demand(make_pod("inflight", gpus=1)), "n1")
     assert cache.confirm_node("n1", set(), listed_at=5.0) == 1  # "old" is gone; the bind in flight stays
     assert cache.booking(inflight.uid) is not None and cache.booking("old") is None
+
+
+def test_a_forged_filter_cannot_change_what_bind_books():
+    """A caller POSTs /filter with a copy of a real pending 1-GPU pod stripped of its GPU limit, then
+    /bind to a full node: the bind decides from the API server's pod, so the node is not overbooked."""
+    pending = PendingPods()
+    extender, cache, binder, _ = setup(pending=pending)
+    cache.reserve(pod_demand(make_pod("filler", gpus=8)), "n1")
+    real = binder.add(make_pod("w", gpus=1))
+    forged = copy.deepcopy(real)
+    forged["spec"]["containers"][0]["resources"] = {}
+    for watched in (False, True):                     # the watch has (not) shown the real pod yet
+        if watched:
+            pending.observe(real)
+        extender.filter(ExtenderArgs(Pod=forged, NodeNames=["n1"]))
+        assert "0 of 8 GPUs free, pod needs 1" in extender.bind(bind_args(real)).Error
+    assert binder.bound == [] and cache.view("n1").free_whole_gpus == 0
+    assert binder.reads == [("default", "w")]        # read once, before the watch showed it
+
+
+@pytest.mark.parametrize(
+    ("limits", "want"),
+    [
+        ({contracts.GPU_RESOURCE: "-1"}, "negative quantity"),
+        ({"cpu": "-500m"}, "negative quantity"),
+        ({"cpu": "9" * 400}, "beyond any node"),
+        ({"memory": "1e999999999"}, "invalid quantity"),
+        ({contracts.GPU_RESOURCE: "x" * 10_000}, "characters)"),
+    ],
+    ids=["negative-gpus", "negative-cpu", "400-digit-cpu", "huge-exponent", "10k-garbage"],
+)
+def test_absurd_quantities_are_malformed_requests_with_short_messages(limits, want):
+    extender, cache, binder, _ = setup()
+    pod = make_pod("bad")
+    pod["spec"]["containers"][0]["resources"] = {"limits": limits}
+    binder.add(pod)
+    filtered = extender.filter(ExtenderArgs(Pod=pod, NodeNames=["n1"]))
+    assert want in filtered.Error and "malformed request" in filtered.Error and len(filtered.Error) < 300
+    assert extender.prioritize(ExtenderArgs(Pod=pod, NodeNames=["n1"])) == []
+    bound = extender.bind(bind_args(pod))
+    assert want in bound.Error and len(bound.Error) < 300
+    assert binder.bound == [] and cache.booking(pod["metadata"]["uid"]) is None

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -15,8 +16,9 @@ from stretto.scheduler.testing import RecordingBinder, make_node, make_pod
 POD = make_pod("w0", gpus=2, cpu="4", memory="16Gi")
 
 
-def run(requests, *, ready=True):
-    """Send [(method, path, body)] and return [(status, parsed body or text)], plus the binder."""
+def run(requests, *, ready=True, concurrently=None):
+    """Send [(method, path, body)] and return [(status, parsed body or text)], plus the binder; with
+    `concurrently(client, method, path, body)`, send them all at once and return what it returns."""
     cache = ClusterCache()
     cache.replace_nodes(node_capacity(n) for n in [make_node("n1"), make_node("n2", gpus=1)])
     binder = RecordingBinder()
@@ -27,6 +29,8 @@ def run(requests, *, ready=True):
 
     async def go():
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            if concurrently is not None:
+                return await asyncio.gather(*(concurrently(client, *r) for r in requests))
             out = []
             for method, path, body in requests:
                 data = body if isinstance(body, bytes | str) else json.dumps(body)
@@ -83,14 +87,35 @@ def test_malformed_filter_and_prioritize(body, want_error):
         ({**BIND, "Node": "ghost"}, "not in the extender's cache"),
         ({**BIND, "PodUID": "impostor"}, "has uid"),
         ({**BIND, "PodName": "nobody"}, "not found"),
+        ({**BIND, "PodName": "p" * 254}, "PodName: String should have at most 253 characters"),
+        ({**BIND, "PodNamespace": "n" * 64}, "PodNamespace: String should have at most 63 characters"),
+        ({**BIND, "Node": "n" * 254}, "Node: String should have at most 253 characters"),
+        ({**BIND, "PodName": "p" * 10 * 2**20}, "over the 4096-byte limit"),
     ],
     ids=["garbage", "empty", "empty-uid", "node-int", "name-null", "unknown-node", "wrong-uid",
-         "unknown-pod"],
+         "unknown-pod", "long-name", "long-namespace", "long-node", "10MB-name"],
 )
 def test_malformed_bind_never_binds(body, want_error):
     [(status, result)], binder = run([("POST", "/bind", body)])
-    assert status == 200 and want_error in result["Error"]
+    assert status == 200 and want_error in result["Error"] and len(result["Error"]) < 300
     assert binder.bound == [] and binder.annotated == []
+    assert all(len(name) <= 253 for _, name in binder.reads)   # nothing oversized reached the API
+
+
+def test_a_normal_bind_is_answered_while_oversized_ones_arrive():
+    huge = json.dumps({**BIND, "PodName": "p" * 10 * 2**20})
+    requests = [("POST", "/bind", huge)] * 8 + [("POST", "/bind", json.dumps(BIND))]
+
+    async def timed(client, method, path, body):
+        started = time.perf_counter()
+        response = await client.request(method, path, data=body)
+        return json.loads(await response.text()), time.perf_counter() - started
+
+    results, binder = run(requests, concurrently=timed)
+    *oversized, (normal, seconds) = results
+    assert all("over the 4096-byte limit" in answer["Error"] for answer, _ in oversized)
+    assert normal == {"Error": ""} and len(binder.bound) == 1
+    assert seconds < 1.0, f"a normal bind took {seconds:.2f}s beside 8 oversized ones"
 
 
 def test_filter_prioritize_bind_happy_path_and_metrics():

@@ -7,6 +7,7 @@ import time
 from stretto import contracts
 from stretto.scheduler.cluster_cache import ClusterCache
 from stretto.scheduler.kube_api import KubeAPIError
+from stretto.scheduler.pending_pods import PendingPods
 from stretto.scheduler.testing import make_node, make_pod
 from stretto.scheduler.watch import NODES_PATH, PODS_PATH, CacheFeeder
 
@@ -118,6 +119,31 @@ def test_api_errors_are_retried_not_fatal():
     try:
         assert wait_for(lambda: api.list_calls[NODES_PATH] >= 2)
         assert feeder.wait_synced(5)
+    finally:
+        api.done.set()
+        feeder.stop()
+
+
+def test_the_pod_stream_keeps_the_api_servers_copy_of_pending_pods():
+    listed = make_pod("listed", gpus=1)
+    other_scheduler = make_pod("theirs", gpus=1)
+    other_scheduler["spec"]["schedulerName"] = "default-scheduler"
+    created = make_pod("created", gpus=2)
+    now_bound = bound("listed", "n1", [0], uid=listed["metadata"]["uid"])
+    api = ScriptedAPI(
+        lists={NODES_PATH: [[make_node("n1")]], PODS_PATH: [[listed, other_scheduler]]},
+        watches={NODES_PATH: [], PODS_PATH: [[{"type": "ADDED", "object": created},
+                                              {"type": "MODIFIED", "object": now_bound}]]},
+    )
+    pending = PendingPods()
+    feeder = CacheFeeder(api, ClusterCache(), pending=pending)
+    feeder.start()
+    try:
+        assert wait_for(lambda: pending.get(created["metadata"]["uid"]) is not None)
+        assert wait_for(lambda: pending.get(listed["metadata"]["uid"]) is None)  # bound: not pending
+        assert pending.get(created["metadata"]["uid"]).whole_gpus == 2
+        assert pending.get(other_scheduler["metadata"]["uid"]) is None           # not Stretto's
+        assert len(pending) == 1
     finally:
         api.done.set()
         feeder.stop()
