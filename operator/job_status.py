@@ -8,9 +8,23 @@ event), and `status.message` repeats it.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from stretto.operator.reconcile import worker_index
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The API server refused part of the job's plan: what, and the API's own reason and message."""
+
+    what: str      # "worker 0", "the headless Service", ...
+    reason: str    # the API's StatusReason: Forbidden, Invalid, ...
+    message: str
+
+    @property
+    def summary(self) -> str:
+        return f"the API server refused {self.what}: {self.message}"
 
 
 def _now() -> str:
@@ -37,10 +51,11 @@ def _condition(kind: str, ok: bool, reason: str, message: str,
 
 def derive_status(desired: int, pods: list[dict[str, Any]], gpus_per_worker: int,
                   previous_conditions: list[dict[str, Any]] | None = None,
-                  waiting_reason: str = "") -> dict[str, Any]:
+                  waiting_reason: str = "", refusal: Refusal | None = None) -> dict[str, Any]:
     """The `status` patch for a job that should run `desired` workers and has `pods`.
 
-    `waiting_reason` is the round's word on why the job runs no or fewer workers than it could.
+    `waiting_reason` is the round's word on why the job runs no or fewer workers than it could;
+    `refusal`, what the API server refused while applying the round's plan (the job waits on it).
     """
     workers = sorted((p for p in pods if worker_index(p) is not None and
                       p.get("metadata", {}).get("deletionTimestamp") is None),
@@ -75,6 +90,8 @@ def derive_status(desired: int, pods: list[dict[str, Any]], gpus_per_worker: int
     else:
         phase = "Pending"
         message = unscheduled_message or f"{len(bound)} of {desired} workers scheduled, {len(ready)} running"
+    if refusal is not None:
+        message = refusal.summary if phase == "Pending" else f"{message}; {refusal.summary}"
 
     all_bound = len(bound) >= desired > 0
     if not unscheduled_message and desired == 0:
@@ -94,6 +111,8 @@ def derive_status(desired: int, pods: list[dict[str, Any]], gpus_per_worker: int
                    message if phase == "Succeeded" else "", previous),
         _condition("Failed", phase == "Failed", "WorkerFailed" if phase == "Failed" else "NoFailure",
                    message if phase == "Failed" else "", previous),
+        _condition("WorkersAccepted", refusal is None, refusal.reason if refusal else "Accepted",
+                   refusal.summary if refusal else "the API server accepted the round's plan", previous),
     ]
     nodes = sorted({p["spec"]["nodeName"] for p in bound})
     return {

@@ -9,11 +9,13 @@ job's grace period) only after the checkpoint notice has passed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -24,7 +26,7 @@ from stretto import contracts
 from stretto.api.models import TrainingJob
 from stretto.api.quantity import format_bytes, format_cpu
 from stretto.operator import accounting, events, kube
-from stretto.operator.job_status import derive_status
+from stretto.operator.job_status import Refusal, derive_status
 from stretto.operator.metrics import JOB_RHO, SCALE_EVENTS
 from stretto.operator.pod_builder import headless_service, worker_pod
 from stretto.operator.reconcile import plan_workers, planned_nodes, worker_index
@@ -147,6 +149,36 @@ def _namespace_terminating(error: ApiException) -> bool:
     return error.status == 403 and "NamespaceTerminating" in (error.body or "")
 
 
+class PlanRefused(Exception):
+    """The API server refused a step of one job's plan; it becomes that job's condition, not the round's error."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.summary)
+        self.refusal = refusal
+
+
+def _refusal(what: str, error: ApiException) -> Refusal:
+    """The API's own StatusReason and message (its Status body), or the HTTP reason when there is none."""
+    try:
+        body = json.loads(error.body or "")
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    return Refusal(what=what, reason=str(body.get("reason") or error.reason or error.status),
+                   message=str(body.get("message") or error.reason or f"HTTP {error.status}"))
+
+
+@contextlib.contextmanager
+def _refused_as(what: str) -> Iterator[None]:
+    try:
+        yield
+    except ApiException as error:
+        if _namespace_terminating(error) or error.status == 404:
+            raise  # the job is going away with its namespace
+        raise PlanRefused(_refusal(what, error)) from error
+
+
 def reconcile(job_body: dict[str, Any], *, round_pass: bool = False) -> dict[str, Any] | None:
     """Bring one TrainingJob's workers and Service to the desired state; return the new status.
 
@@ -185,12 +217,17 @@ def _reconcile(job_body: dict[str, Any], round_pass: bool) -> dict[str, Any] | N
             return _finish(job_body, pods, progress)
         job_plan = current_plan(namespace, name)
         desired = job_plan.workers if job_plan is not None else 0
-        changed = _apply(job_body, desired, pods, job_plan)
+        refusal: Refusal | None = None
+        try:
+            changed = _apply(job_body, desired, pods, job_plan)
+        except PlanRefused as refused:  # this job's problem: say so on the job, let every other job go on
+            refusal, changed = refused.refusal, True
         if changed:
             pods = [p for p in _list_workers(namespace, name) if _owned_by(p, uid)]
 
         status = derive_status(desired, pods, job.spec.gpus_per_worker, current_status.get("conditions"),
-                               waiting_reason=job_plan.reason if job_plan is not None else NO_ROUND_YET)
+                               waiting_reason=job_plan.reason if job_plan is not None else NO_ROUND_YET,
+                               refusal=refusal)
         status["observedGeneration"] = metadata.get("generation")
         if job_plan is not None:
             status["allocation"] |= _planned_allocation(job_plan)
@@ -205,8 +242,33 @@ def _reconcile(job_body: dict[str, Any], round_pass: bool) -> dict[str, Any] | N
         if _differs(current_status, status):
             if status["phase"] != current_status.get("phase"):
                 events.record(job_body, status["phase"], status["message"], warning=status["phase"] == "Failed")
+            _record_refusal_change(job_body, refusal)
             _patch_status(namespace, name, status)
         return status
+
+
+def _accepted_condition(conditions: list[dict[str, Any]] | None) -> dict[str, Any]:
+    return next((c for c in conditions or [] if c.get("type") == "WorkersAccepted"), {})
+
+
+def _record_refusal_change(job_body: dict[str, Any], refusal: Refusal | None) -> None:
+    """One event when the API starts refusing the job's plan (or refuses it for a new reason), one when it stops.
+
+    Compared with the stored status, read afresh under the job's lock: the body a reconcile was handed
+    may predate the previous reconcile's status write.
+    """
+    metadata = job_body["metadata"]
+    handed = _accepted_condition((job_body.get("status") or {}).get("conditions"))
+    if refusal is None and handed.get("status") != "False":
+        return  # accepted before and now: nothing to tell
+    stored = get_job(metadata["namespace"], metadata["name"]) or job_body
+    before = _accepted_condition((stored.get("status") or {}).get("conditions"))
+    if refusal is not None:
+        if before.get("status") != "False" or before.get("message") != refusal.summary:
+            events.record(job_body, "WorkersRefused", refusal.summary, warning=True)
+            log.warning("%s/%s: %s (%s)", metadata["namespace"], metadata["name"], refusal.summary, refusal.reason)
+    elif before.get("status") == "False":
+        events.record(job_body, "WorkersAccepted", "the API server accepts the round's plan again")
 
 
 def _finish(job_body: dict[str, Any], pods: list[dict[str, Any]], progress: dict[str, Any]) -> dict[str, Any]:
@@ -231,12 +293,15 @@ def _apply(job_body: dict[str, Any], desired: int, pods: list[dict[str, Any]], j
     metadata = job_body["metadata"]
     namespace = metadata["namespace"]
     changed = False
-    if desired > 0 and _create("service", namespace, headless_service(job_body)):
-        log.info("%s/%s: created headless service", namespace, metadata["name"])
+    if desired > 0:
+        with _refused_as("the headless Service"):
+            if _create("service", namespace, headless_service(job_body)):
+                log.info("%s/%s: created headless service", namespace, metadata["name"])
     workers = plan_workers(desired, pods)
     channel = _channel.current
     if workers.create and channel is not None:
-        channel.ensure_job_secret(job_body)
+        with _refused_as("the progress Secret"):
+            channel.ensure_job_secret(job_body)
     extra_env = channel.worker_env(metadata["name"]) if channel is not None else []
     planned = planned_nodes(desired, pods, job_plan.nodes) if job_plan is not None else {}
     for pod in pods:  # a worker still waiting for a node follows the latest round's plan
@@ -247,7 +312,9 @@ def _apply(job_body: dict[str, Any], desired: int, pods: list[dict[str, Any]], j
             _annotate(namespace, pod["metadata"]["name"], {contracts.ANNOTATION_PLANNED_NODE: node})
     for index in workers.create:
         pod = worker_pod(job_body, index, job_plan, extra_env=extra_env, planned_node=planned.get(index))
-        if _create("pod", namespace, pod):
+        with _refused_as(f"worker {index}"):
+            created = _create("pod", namespace, pod)
+        if created:
             events.record(job_body, "CreatedWorker", f"created worker {index}; the round gives it {desired} workers")
             SCALE_EVENTS.labels("up").inc()
             changed = True

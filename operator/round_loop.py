@@ -72,10 +72,22 @@ class RoundLoop:
         metrics.SOLVER_SECONDS.observe(timings.predict_s + timings.share_s + timings.pack_s)
         self._observe(jobs, snapshot.jobs)
         # Jobs are independent (one lock each), so apply them side by side: the round's cost is API
-        # round trips, not CPU.
-        list(self._apply_pool.map(lambda job: reconciler.reconcile(job, round_pass=True), jobs))
+        # round trips, not CPU. One job's failure is that job's: the others, and the bookkeeping, go on.
+        round_index = self.round_index - 1
+        list(self._apply_pool.map(lambda job: self._apply_one(job, round_index), jobs))
         metrics.ROUND_SECONDS.observe(time.perf_counter() - started)
         return self.plans
+
+    @staticmethod
+    def _apply_one(job: dict[str, Any], round_index: int) -> None:
+        """Apply one job's plan. What the API refuses is already on the job (reconciler.PlanRefused);
+        anything else (a timeout, a bug) is logged here and retried next round, without failing the round."""
+        try:
+            reconciler.reconcile(job, round_pass=True)
+        except Exception:
+            metadata = job.get("metadata", {})
+            log.exception("round %d: applying the plan of %s/%s failed; the other jobs go on", round_index,
+                          metadata.get("namespace"), metadata.get("name"))
 
     def _observe(self, jobs: list[dict[str, Any]], states: tuple[Any, ...]) -> None:
         phases: dict[str, int] = defaultdict(int)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from stretto import contracts
-from stretto.operator.job_status import derive_status
+from stretto.operator.job_status import Refusal, derive_status
 from stretto.operator.reconcile import plan_workers, planned_nodes
 
 
@@ -55,7 +55,7 @@ def test_status_running_when_all_desired_workers_are_ready():
     assert status["allocation"] == {"gpus": 8, "workers": 2, "nodes": ["a", "b"]}
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions == {"Scheduled": "True", "Running": "True", "Scaling": "False", "Suspended": "False",
-                          "Succeeded": "False", "Failed": "False"}
+                          "Succeeded": "False", "Failed": "False", "WorkersAccepted": "True"}
 
 
 def test_status_pending_repeats_the_schedulers_reason():
@@ -98,3 +98,19 @@ def test_planned_nodes_go_to_the_workers_without_a_node(desired, existing, plan_
 def test_a_deleting_pod_does_not_hold_its_planned_node():
     pods = [pod(0, node="n1"), pod(1, node="n2", deleting=True)]
     assert planned_nodes(2, pods, ["n1", "n3"]) == {1: "n3"}
+
+
+def test_a_refused_plan_keeps_the_job_pending_with_the_apis_reason():
+    refusal = Refusal("worker 0", "Forbidden", 'pods "j-worker-0" is forbidden: exceeded quota: q')
+    status = derive_status(1, [], 1, None, refusal=refusal)
+    assert status["phase"] == "Pending"
+    assert status["message"] == 'the API server refused worker 0: pods "j-worker-0" is forbidden: exceeded quota: q'
+    accepted = next(c for c in status["conditions"] if c["type"] == "WorkersAccepted")
+    assert (accepted["status"], accepted["reason"], accepted["message"]) == ("False", "Forbidden", status["message"])
+
+
+def test_a_refusal_while_running_keeps_the_phase_and_says_why_it_does_not_grow():
+    refusal = Refusal("worker 1", "Forbidden", "exceeded quota")
+    status = derive_status(2, [pod(0)], 1, None, refusal=refusal)
+    assert status["phase"] == "Scaling"
+    assert status["message"].endswith("the API server refused worker 1: exceeded quota")
