@@ -2,17 +2,20 @@
 
 Workers (through `stretto.sdk`) POST progress reports with their job's bearer token; the server
 verifies the token against the job it claims (a job may only report for itself), checks the
-report against the allocation the job really holds (`progress_reports.check_report`), and records
-it in the ledger. The reconciler copies the ledger into `status.progress` (so a restarted operator
-restores it) and the round loop feeds it to the core as each job's samples done and batch sizes.
+report against the allocation the job really holds (`progress_reports.check_report`), records it in
+the ledger and writes it to the job's `status.progress` before it answers: a report the worker was
+told is taken survives an operator killed a moment later (a failed write answers 503, and the
+worker sends its cumulative progress again). The round loop feeds the ledger to the core as each
+job's samples done and batch sizes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
+import threading
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from stretto import contracts
 from stretto.core.profile_loading import load_builtin_profiles
 from stretto.operator import kube
-from stretto.operator.progress_ledger import ProgressLedger
+from stretto.operator.progress_ledger import JobProgressRecord, ProgressLedger
 from stretto.operator.progress_reports import ProgressReport, ProgressResponse, job_context
 from stretto.operator.progress_server import PROGRESS_PORT, build_progress_app, start_progress_server
 from stretto.operator.progress_tokens import (
@@ -31,12 +34,11 @@ from stretto.operator.progress_tokens import (
     generate_key,
     key_from_secret,
     key_secret,
-    mint_token,
     progress_env,
     progress_secret,
 )
 from stretto.operator.snapshot_builder import current_allocations, job_key
-from stretto.sdk.environment import PROGRESS_TOKEN_KEY, progress_secret_name
+from stretto.sdk.environment import progress_secret_name
 
 log = logging.getLogger(__name__)
 
@@ -73,26 +75,34 @@ class ProgressChannel:
     url: str
     ledger: ProgressLedger = field(default_factory=ProgressLedger)
     runner: web.AppRunner | None = None
+    secrets_written: set[str] = field(default_factory=set)  # UIDs of the jobs whose token Secret this process wrote
+    # One report of a job at a time from ledger to status, so an older record never lands last.
+    _job_locks: defaultdict[tuple[str, str], threading.Lock] = field(
+        default_factory=lambda: defaultdict(threading.Lock))
 
     def __post_init__(self) -> None:
         self.book = load_builtin_profiles()
 
     # -- the job's side: its token Secret and its workers' environment ---------------------------
     def ensure_job_secret(self, job_body: dict[str, Any]) -> None:
+        """Create the job's token Secret, or overwrite it once per operator process.
+
+        The operator may write Secrets in a job's namespace but not read them (the chart grants
+        create and update only), so an existing Secret, which may hold a token of a rotated key,
+        is overwritten the first time this process needs it rather than compared.
+        """
         metadata = job_body["metadata"]
-        namespace, name = metadata["namespace"], metadata["name"]
-        wanted = mint_token(self.key, namespace=namespace, job=name, uid=metadata["uid"])
-        try:
-            kube.core().create_namespaced_secret(namespace, progress_secret(job_body, self.key))
+        if metadata["uid"] in self.secrets_written:
             return
+        namespace, name = metadata["namespace"], metadata["name"]
+        body = progress_secret(job_body, self.key)
+        try:
+            kube.core().create_namespaced_secret(namespace, body)
         except ApiException as error:
             if error.status != 409:
                 raise
-        existing = kube.core().read_namespaced_secret(progress_secret_name(name), namespace)
-        token = base64.b64decode((existing.data or {}).get(PROGRESS_TOKEN_KEY, "")).decode()
-        if token != wanted:  # the operator key was rotated: re-issue the job's token
-            kube.core().replace_namespaced_secret(progress_secret_name(name), namespace,
-                                                  progress_secret(job_body, self.key))
+            kube.core().replace_namespaced_secret(progress_secret_name(name), namespace, body)
+        self.secrets_written.add(metadata["uid"])
 
     def worker_env(self, job_name: str) -> list[dict[str, Any]]:
         return progress_env(job_name, self.url)
@@ -124,7 +134,23 @@ class ProgressChannel:
             status = body.get("status") or {}
             self.ledger.restore(report.namespace, report.job, status.get("progress"), None)
         context = job_context(body, book=self.book, allocation=allocation, checkpoint_requested=checkpoint)
-        return self.ledger.ingest(report, context)
+        with self._job_locks[(report.namespace, report.job)]:
+            response = self.ledger.ingest(report, context)
+            self._persist(body, self.ledger.get(report.namespace, report.job))
+        return response
+
+    @staticmethod
+    def _persist(body: dict[str, Any], record: JobProgressRecord | None) -> None:
+        """Write the job's recorded progress to its status; raises (and the report is not
+        acknowledged) when the write fails. The uid makes the patch refuse a re-created namesake."""
+        if record is None:
+            return
+        metadata, work = body["metadata"], body["spec"]["work"]
+        patch = {"metadata": {"uid": metadata["uid"]},
+                 "status": {"progress": record.progress_status(float(work["epochs"] * work["samplesPerEpoch"]))}}
+        kube.custom().patch_namespaced_custom_object_status(
+            contracts.GROUP, contracts.VERSION, metadata["namespace"], contracts.TRAININGJOB_PLURAL,
+            metadata["name"], patch)
 
     async def start(self, host: str, port: int) -> int:
         async def verify(namespace: str, job: str, token: str) -> bool:

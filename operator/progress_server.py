@@ -6,9 +6,9 @@ authenticates and answers: `verify(namespace, job, token)` and `ingest(report)` 
 (usually `TokenVerifier` and `ProgressLedger.ingest` with the job's context), so this module has
 no Kubernetes imports and tests run it on 127.0.0.1 as it runs in the operator.
 
-Statuses: 202 accepted (body: `ProgressResponse`), 400 invalid body, 401 no bearer token,
-403 a token that does not open the job the report claims (nothing is recorded), 404 a job the
-operator no longer tracks.
+Statuses: 202 accepted and stored (body: `ProgressResponse`), 400 invalid body, 401 no bearer
+token, 403 a token that does not open the job the report claims (nothing is recorded), 404 a job
+the operator no longer tracks, 503 the report could not be stored (the worker sends it again).
 """
 
 from __future__ import annotations
@@ -68,9 +68,10 @@ def build_progress_app(verify: VerifyFn, ingest: IngestFn) -> web.Application:
             return _error(403, f"token does not authorize progress reports for {report.namespace}/{report.job}")
         try:
             response = await _resolve(ingest(report))
-        except Exception:
-            log.exception("ingesting a progress report for %s/%s failed", report.namespace, report.job)
-            return _error(500, "internal error while recording the report")
+        except Exception as error:
+            log.warning("a progress report for %s/%s was not stored: %s", report.namespace, report.job,
+                        str(error)[:300])
+            return _error(503, "the report could not be stored; send it again", **{"Retry-After": "1"})
         if response is None:
             return _error(404, f"TrainingJob {report.namespace}/{report.job} is not tracked by the operator")
         return web.json_response(response.model_dump(by_alias=True, mode="json"), status=202)

@@ -62,12 +62,19 @@ class ClusterState:
     etcd_data_dir: str
     nodes: list[str]
     gpus_per_node: int
+    # The operator's progress server, chosen once by `up`: a restarted operator listens where the
+    # running workers already report (in a real cluster the operator's Service gives the same).
+    progress_port: int = 0
     processes: dict[str, ProcessRecord] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
 
     @property
     def kubeconfig(self) -> Path:
         return Path(self.run_dir) / "admin.kubeconfig"
+
+    @property
+    def progress_url(self) -> str:
+        return f"http://127.0.0.1:{self.progress_port}"
 
     @property
     def extender_url(self) -> str:
@@ -134,6 +141,7 @@ class DevCluster:
             run_dir=str(self.run_dir),
             api_port=processes.free_port(),
             extender_port=processes.free_port(),
+            progress_port=processes.free_port(),
             etcd_data_dir=tempfile.mkdtemp(prefix="stretto-etcd-", dir=etcd_parent),
             nodes=[node_name(i) for i in range(nodes)],
             gpus_per_node=gpus_per_node,

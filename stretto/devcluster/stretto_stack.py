@@ -14,7 +14,6 @@ from typing import Any
 
 import yaml
 
-from stretto.devcluster import processes
 from stretto.devcluster.cluster import STRETTO_NAMESPACE, ClusterError, ClusterState, DevCluster
 from stretto.devcluster.demo_workload import ROUND_CONFIG, Compression
 from stretto.devcluster.rest import ApiError, RestClient
@@ -65,12 +64,14 @@ def start_extender(cluster: DevCluster, state: ClusterState) -> None:
     wait_http(f"http://127.0.0.1:{state.extender_port}/readyz", 60)
 
 
-def start_operator(cluster: DevCluster, settings: StackSettings) -> str:
-    """Start the operator; returns its progress URL (loopback)."""
-    port = processes.free_port()
-    url = f"http://127.0.0.1:{port}"
-    cluster.start_component("operator", ["operator", "--progress-host", "127.0.0.1", "--progress-port", str(port),
-                                         "--progress-url", url],
+def start_operator(cluster: DevCluster, state: ClusterState, settings: StackSettings) -> str:
+    """Start (or restart) the operator on the cluster's one progress address; returns its URL."""
+    if not state.progress_port:
+        raise ClusterError(f"{cluster.state_file} predates the fixed progress port: "
+                           "`stretto dev-cluster down`, then start again")
+    url = state.progress_url
+    cluster.start_component("operator", ["operator", "--progress-host", "127.0.0.1",
+                                         "--progress-port", str(state.progress_port), "--progress-url", url],
                             env={"STRETTO_ROUND_SECONDS": str(settings.compression.round_seconds),
                                  "STRETTO_TIME_SCALE": str(settings.compression.time_scale),
                                  "STRETTO_CONFIG": f"{STRETTO_NAMESPACE}/{CONFIG_NAME}"})
@@ -91,7 +92,7 @@ def start_all(cluster: DevCluster, state: ClusterState, settings: StackSettings,
     start_extender(cluster, state)
     progress(f"Stretto extender ready on 127.0.0.1:{state.extender_port}")
     write_operator_config(cluster.rest(state), settings.operator_config())
-    url = start_operator(cluster, settings)
+    url = start_operator(cluster, state, settings)
     progress(f"Stretto operator started (rounds every {settings.compression.round_seconds:g} s, "
              f"checkpoint notice {settings.checkpoint_notice_seconds:g} s, progress on {url})")
     wait_http(f"{url}/healthz", 60)  # the operator's start-up is done and its round loop begins

@@ -7,8 +7,16 @@
 `state.checkpoint_requested` says the operator is about to resize the job: save a checkpoint.
 Standard library only, so any training image can use it. Network trouble never raises into the
 training loop (the last known state comes back); a refused report (bad token, invalid fields) does.
+`reporter.finish(...)` sends the last report and retries it until the operator has stored it.
 """
 
-from stretto.sdk.reporter import Accepted, Allocation, ProgressRejected, ProgressState, Reporter
+from stretto.sdk.reporter import (
+    Accepted,
+    Allocation,
+    ProgressNotStored,
+    ProgressRejected,
+    ProgressState,
+    Reporter,
+)
 
-__all__ = ["Accepted", "Allocation", "ProgressRejected", "ProgressState", "Reporter"]
+__all__ = ["Accepted", "Allocation", "ProgressNotStored", "ProgressRejected", "ProgressState", "Reporter"]

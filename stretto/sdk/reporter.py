@@ -4,6 +4,11 @@ One POST per report to the operator's progress endpoint, bearer-authenticated wi
 token. Reports are throttled (`min_interval_s`) so calling `report` every step costs nothing,
 except that a change of batch size is sent at once: the operator's regime model learns from it.
 The reply carries the job's current allocation and whether the operator asks for a checkpoint.
+
+An acknowledged report is stored in the job's status. One that is not (the operator restarting,
+unreachable, or unable to store it) is logged and simply sent again by the next `report`: progress
+is cumulative, so resending is harmless. `finish` sends the last report and retries it with
+backoff until the operator has stored it, so a job's end is never lost.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ from stretto.sdk.environment import (
 log = logging.getLogger(__name__)
 
 _REFUSED = (400, 401, 403, 422)  # the report itself is wrong: retrying cannot help
+
+
+class ProgressNotStored(TimeoutError):
+    """`finish` could not get the final report stored before its deadline."""
 
 
 class ProgressRejected(RuntimeError):
@@ -177,6 +186,30 @@ class Reporter:
         self._last_sent_at, self._last_batch_size = now, batch_size
         self._state = _state_from_wire(reply)
         return self._state
+
+    def finish(
+        self, *, epoch: float, samples_per_second: float, batch_size: int, samples_done: float | None = None,
+        timeout_s: float = 600.0, first_retry_s: float = 0.5, max_retry_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> ProgressState:
+        """Send the final report and retry it, backing off, until the operator acknowledges it
+        (stored). Raises ProgressNotStored after `timeout_s`, ProgressRejected if it is refused."""
+        deadline = self._clock() + timeout_s
+        wait = first_retry_s
+        attempts = 0
+        while True:
+            attempts += 1
+            state = self.report(epoch=epoch, samples_per_second=samples_per_second, batch_size=batch_size,
+                                samples_done=samples_done, force=True)
+            if state.sent or not self.enabled:
+                return state
+            if self._clock() + wait > deadline:
+                raise ProgressNotStored(f"the final progress report of {self.namespace}/{self.job} was not "
+                                        f"stored after {attempts} attempts in {timeout_s:.0f}s")
+            log.warning("final progress report of %s/%s not stored yet (attempt %d); retrying in %.1fs",
+                        self.namespace, self.job, attempts, wait)
+            sleep(wait)
+            wait = min(max_retry_s, wait * 2)
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any] | None:
         assert self.endpoint is not None

@@ -25,10 +25,11 @@ BOOK = load_builtin_profiles()
 def job_body(name: str = "job", *, namespace: str = "ns", uid: str | None = None, model: str = "resnet18",
              batch_sizes: tuple[int, ...] = (32, 64, 128), mode: str = "gns", epochs: int = 10,
              samples_per_epoch: int = 50_000, **spec: Any) -> dict[str, Any]:
+    whole_gpus = {} if "gpuShare" in spec else {"gpusPerWorker": 1}  # the two exclude each other
     return {
         "apiVersion": contracts.API_VERSION, "kind": "TrainingJob",
         "metadata": {"name": name, "namespace": namespace, "uid": uid or f"uid-{name}"},
-        "spec": {"workers": {"min": 1, "max": 4}, "gpusPerWorker": 1,
+        "spec": {"workers": {"min": 1, "max": 4}, **whole_gpus,
                  "work": {"epochs": epochs, "samplesPerEpoch": samples_per_epoch},
                  "adaptation": {"mode": mode, "batchSizes": list(batch_sizes), "initialBatchSize": batch_sizes[0]},
                  "profile": {"model": model},
@@ -68,6 +69,7 @@ class Operator:
         self.ledger = ProgressLedger(clock=lambda: 1.7e9)
         self.checkpoint_requested = checkpoint_requested
         self.tracked = set(self.bodies)  # tests drop a job from here to see a 404
+        self.store_failures = 0          # the next N reports cannot be stored (the API refuses the write)
 
     def uid_of(self, namespace: str, name: str) -> str | None:
         body = self.bodies.get((namespace, name))
@@ -79,6 +81,9 @@ class Operator:
             return None
         body = self.bodies[key]
         held = allocation(f"{key[0]}/{key[1]}")
+        if self.store_failures:
+            self.store_failures -= 1
+            raise RuntimeError("the status write timed out")
         return self.ledger.ingest(incoming, context(body, held=held, checkpoint_requested=self.checkpoint_requested))
 
     def app(self) -> web.Application:

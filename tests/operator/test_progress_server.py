@@ -105,14 +105,15 @@ def test_async_callbacks_and_a_failing_ingest():
     async def ingest(_):
         raise RuntimeError("boom")
 
-    async def go() -> tuple[int, int]:
+    async def go() -> tuple[int, int, str | None]:
         app = build_progress_app(verify, ingest)
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             refused = await client.post("/v1/progress", json=body_for(), headers={"Authorization": "Bearer bad"})
             failed = await client.post("/v1/progress", json=body_for(), headers={"Authorization": "Bearer good"})
-            return refused.status, failed.status
+            return refused.status, failed.status, failed.headers.get("Retry-After")
 
-    assert asyncio.run(go()) == (403, 500)
+    # A report that could not be stored is not acknowledged: the worker is told to send it again.
+    assert asyncio.run(go()) == (403, 503, "1")
 
 
 def test_start_progress_server_binds_a_free_port_on_loopback():

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from stretto.sdk import ProgressRejected, Reporter
+from stretto.sdk import ProgressNotStored, ProgressRejected, Reporter
 from tests.operator.progress_fixtures import Operator, job_body, serving, token
 
 JOB, OTHER = job_body("job"), job_body("other")
@@ -115,3 +115,28 @@ def test_only_http_urls_are_accepted():
         Reporter(url="ftp://example", token="t", namespace="ns", job="job")
     assert Reporter(url="http://h:1/v1/progress", token="t", namespace="ns", job="j").endpoint == "http://h:1/v1/progress"
     assert Reporter(url="http://h:1/", token="t", namespace="ns", job="j").endpoint == "http://h:1/v1/progress"
+
+
+def test_finish_retries_the_last_report_with_backoff_until_it_is_stored():
+    operator = Operator(JOB)
+    operator.store_failures = 3
+    waits: list[float] = []
+    with serving(operator.app()) as url:
+        state = reporter(url).finish(epoch=10.0, samples_per_second=900.0, batch_size=32, samples_done=500_000,
+                                     first_retry_s=0.5, sleep=waits.append)
+    assert state.sent and waits == [0.5, 1.0, 2.0]
+    assert operator.ledger.get("ns", "job").samples_done == 500_000
+
+
+def test_finish_gives_up_loudly_at_its_deadline():
+    clock = FakeClock()
+    operator = Operator(JOB)
+    operator.store_failures = 100
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    with serving(operator.app()) as url, pytest.raises(ProgressNotStored, match="not stored after 5 attempts"):
+        reporter(url, clock=clock).finish(epoch=10.0, samples_per_second=900.0, batch_size=32,
+                                          timeout_s=10.0, first_retry_s=0.5, max_retry_s=4.0, sleep=sleep)
+    assert operator.ledger.get("ns", "job") is None
