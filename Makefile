@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: $(STAMP) native lint
-	$(BIN)/stretto dev-cluster build
+	$(BIN)/stretto dev-cluster build --chart-tools
 	$(BIN)/pytest
 
 clean:

@@ -28,7 +28,10 @@ ETCD_VERSION = "v3.6.14"
 KWOK_VERSION = "v0.8.0"
 MINIMUM_GO = (1, 26)
 
-_GOMOD_DIR = Path(__file__).with_name("gomod")
+GOMOD_DIR = Path(__file__).with_name("gomod")
+# The control plane's own pins, by name: the other wrapper modules in gomod/ (the chart tests' tools,
+# see go_tools.py) have their own cache keys, so a new tool never forces a control-plane rebuild.
+_CONTROL_PLANE_MODULES = ("etcd", "kubernetes", "kwok")
 _BUILD_DATE = "2026-07-22T00:00:00Z"  # fixed, so builds are reproducible; the release date of 1.36.3
 _KWOK_STAGES = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
 
@@ -89,7 +92,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stretto"
 
 
-def _go_version() -> str:
+def go_version() -> str:
     go = shutil.which("go")
     if go is None:
         raise PrerequisiteMissing(
@@ -121,24 +124,24 @@ def _ldflags() -> str:
     return " ".join(flags)
 
 
-def cache_key(go_version: str) -> str:
+def cache_key(toolchain: str) -> str:
     digest = hashlib.sha256()
-    for part in (go_version, platform.system(), platform.machine(), _ldflags()):
+    for part in (toolchain, platform.system(), platform.machine(), _ldflags()):
         digest.update(part.encode() + b"\0")
-    for module in sorted(_GOMOD_DIR.iterdir()):
+    for module in _CONTROL_PLANE_MODULES:
         for name in ("go.mod", "go.sum"):
-            digest.update((module / name).read_bytes())
+            digest.update((GOMOD_DIR / module / name).read_bytes())
     return f"k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}-kwok-{KWOK_VERSION}-{digest.hexdigest()[:12]}"
 
 
 def cached_binaries() -> Binaries | None:
     """The cached binaries for the current pins, or None when they still have to be built."""
-    binaries = Binaries(cache_root() / "bin" / cache_key(_go_version()))
+    binaries = Binaries(cache_root() / "bin" / cache_key(go_version()))
     return binaries if binaries.all_present() else None
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -148,17 +151,17 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _go_env() -> dict[str, str]:
+def go_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-trimpath -buildvcs=false")
     return env
 
 
-def _run_go(args: list[str], cwd: Path, label: str, progress: Progress) -> str:
+def run_go(args: list[str], cwd: Path, label: str, progress: Progress) -> str:
     """Run a go command, reporting each package it compiles (go build -v prints them)."""
     started = time.monotonic()
     process = subprocess.Popen(
-        ["go", *args], cwd=cwd, env=_go_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ["go", *args], cwd=cwd, env=go_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     assert process.stdout is not None
     lines: list[str] = []
@@ -172,9 +175,9 @@ def _run_go(args: list[str], cwd: Path, label: str, progress: Progress) -> str:
     return "".join(lines)
 
 
-def _copy_module(name: str, into: Path) -> Path:
+def copy_module(name: str, into: Path) -> Path:
     target = into / name
-    shutil.copytree(_GOMOD_DIR / name, target)
+    shutil.copytree(GOMOD_DIR / name, target)
     for path in target.iterdir():
         path.chmod(0o644)
     return target
@@ -183,7 +186,7 @@ def _copy_module(name: str, into: Path) -> Path:
 def _collect_kwok_stages(module_dir: Path, output: Path, progress: Progress) -> None:
     listing = subprocess.run(
         ["go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok"],
-        cwd=module_dir, env=_go_env(), capture_output=True, text=True, check=True,
+        cwd=module_dir, env=go_env(), capture_output=True, text=True, check=True,
     )
     kwok_source = Path(listing.stdout.strip())
     documents = []
@@ -198,16 +201,16 @@ def _collect_kwok_stages(module_dir: Path, output: Path, progress: Progress) -> 
 
 def build_binaries(progress: Progress = print) -> Binaries:
     """Return the cached binaries, building the missing ones first (minutes on a cold machine)."""
-    go_version = _go_version()
-    key = cache_key(go_version)
+    toolchain = go_version()
+    key = cache_key(toolchain)
     binaries = Binaries(cache_root() / "bin" / key)
     if binaries.all_present():
         return binaries
-    with _locked(cache_root() / "bin" / f"{key}.lock"):
+    with locked(cache_root() / "bin" / f"{key}.lock"):
         if binaries.all_present():  # another process built it while we waited
             return binaries
         progress(
-            f"Building the control plane from Go modules with {go_version}: Kubernetes {KUBERNETES_VERSION}, "
+            f"Building the control plane from Go modules with {toolchain}: Kubernetes {KUBERNETES_VERSION}, "
             f"etcd {ETCD_VERSION}, kwok {KWOK_VERSION}. A cold build takes 20-40 minutes on 2 cores; "
             f"the result is cached in {binaries.directory}."
         )
@@ -215,22 +218,22 @@ def build_binaries(progress: Progress = print) -> Binaries:
             scratch = Path(scratch_name)
             out = scratch / "out"
             out.mkdir()
-            kubernetes = _copy_module("kubernetes", scratch)
+            kubernetes = copy_module("kubernetes", scratch)
             progress("downloading Go modules (Kubernetes) ...")
-            _run_go(["mod", "download"], kubernetes, "Kubernetes modules", progress)
-            _run_go(
+            run_go(["mod", "download"], kubernetes, "Kubernetes modules", progress)
+            run_go(
                 ["build", "-v", "-pgo=off", "-ldflags", _ldflags(), "-o", f"{out}/",
                  "k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager",
                  "k8s.io/kubernetes/cmd/kube-scheduler", "k8s.io/kubernetes/cmd/kubectl"],
                 kubernetes, "kube-apiserver, kube-controller-manager, kube-scheduler, kubectl", progress,
             )
-            etcd = _copy_module("etcd", scratch)
-            _run_go(["mod", "download"], etcd, "etcd modules", progress)
-            _run_go(["build", "-v", "-ldflags", "-s -w", "-o", str(out / "etcd"), "go.etcd.io/etcd/server/v3"],
+            etcd = copy_module("etcd", scratch)
+            run_go(["mod", "download"], etcd, "etcd modules", progress)
+            run_go(["build", "-v", "-ldflags", "-s -w", "-o", str(out / "etcd"), "go.etcd.io/etcd/server/v3"],
                     etcd, "etcd", progress)
-            kwok = _copy_module("kwok", scratch)
-            _run_go(["mod", "download"], kwok, "kwok modules", progress)
-            _run_go(["build", "-v", "-ldflags", "-s -w", "-o", str(out / "kwok"), "sigs.k8s.io/kwok/cmd/kwok"],
+            kwok = copy_module("kwok", scratch)
+            run_go(["mod", "download"], kwok, "kwok modules", progress)
+            run_go(["build", "-v", "-ldflags", "-s -w", "-o", str(out / "kwok"), "sigs.k8s.io/kwok/cmd/kwok"],
                     kwok, "kwok", progress)
             _collect_kwok_stages(kwok, out / "kwok-stages.yaml", progress)
             binaries.directory.parent.mkdir(parents=True, exist_ok=True)

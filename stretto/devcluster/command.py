@@ -11,6 +11,7 @@ from rich.console import Console
 
 from stretto.devcluster.binaries import BuildFailed, PrerequisiteMissing, build_binaries
 from stretto.devcluster.cluster import ClusterError, DevCluster
+from stretto.devcluster.go_tools import CHART_TOOLS, HELM_VERSION, build_tool
 
 console = Console(stderr=True)
 
@@ -34,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions.add_parser("down", help="stop every process of the dev cluster")
     actions.add_parser("status", help="print the state of the dev cluster as JSON")
     actions.add_parser("kubeconfig", help="print the path of the admin kubeconfig")
-    actions.add_parser("build", help="only build (or find cached) control-plane binaries")
+    build = actions.add_parser("build", help="only build (or find cached) control-plane binaries")
+    build.add_argument("--chart-tools", action="store_true",
+                       help=f"also helm {HELM_VERSION} and kind-config-check, which the chart tests use")
     parser.set_defaults(func=run)
 
 
@@ -62,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
         elif args.action == "build":
             binaries = build_binaries(_progress)
             print(binaries.directory)
+            if args.chart_tools:
+                for tool in CHART_TOOLS:
+                    print(build_tool(tool, _progress))
     except (PrerequisiteMissing, BuildFailed, ClusterError) as error:
         console.print(f"[red]error:[/red] {error}")
         return 1
