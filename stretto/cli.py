@@ -11,6 +11,7 @@ _SUBCOMMAND_MODULES = (
     "stretto.devcluster.command",
     "stretto.devcluster.demo",
     "stretto.operator.command",
+    "stretto.operator.cleanup",
     "stretto.scheduler.command",
     "stretto.sim.command",
     "stretto.gpu_interceptor.command",
