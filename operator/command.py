@@ -14,6 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="watch only this namespace (repeatable; default: all namespaces)")
     parser.add_argument("--leader-election", default=None, metavar="LEASE",
                         help="share one round loop between replicas through this Lease (default: a single operator)")
+    parser.add_argument("--lease-seconds", type=int, default=None,
+                        help="how long the Lease outlives its holder's last renewal (default 30)")
     parser.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--progress-host", default="0.0.0.0", help="address of the progress server")
     parser.add_argument("--progress-port", type=int, default=8081, help="port of the progress server (0: any)")
@@ -30,11 +32,13 @@ def run(args: argparse.Namespace) -> int:
     os.environ["STRETTO_PROGRESS_PORT"] = str(args.progress_port)
     if args.leader_election:
         os.environ["STRETTO_LEADER_ELECTION"] = args.leader_election
+    if args.lease_seconds is not None:
+        os.environ["STRETTO_LEASE_SECONDS"] = str(args.lease_seconds)
     if args.progress_url:
         os.environ["STRETTO_PROGRESS_URL"] = args.progress_url
     import kopf
 
-    from stretto.operator import handlers  # noqa: F401  (registers the handlers)
+    from stretto.operator import handlers, login  # noqa: F401  (registers the handlers)
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
