@@ -139,8 +139,10 @@ def worker_pod(job_body: dict[str, Any], index: int, plan: JobPlan | None = None
     if planned_node:
         annotations[contracts.ANNOTATION_PLANNED_NODE] = planned_node
 
+    # The first container trains; sidecars keep what the user gave them. The API server refuses a template
+    # that sets what follows (GPU resources, the trainer's cpu and memory requests, nodeName, ...).
     containers = spec["containers"]
-    worker = containers[0]  # the first container trains; sidecars keep what the user gave them
+    worker = containers[0]
     resources = worker.setdefault("resources", {})
     limits = resources.setdefault("limits", {})
     limits.update(_gpu_limits(job))
@@ -148,9 +150,8 @@ def worker_pod(job_body: dict[str, Any], index: int, plan: JobPlan | None = None
     requests = resources.get("requests")
     if requests is not None:  # extended resources: requests must equal limits when given
         requests.update(_gpu_limits(job))
-    env = [e for e in worker.get("env", []) if not e.get("name", "").startswith(("PET_", "STRETTO_"))
-           and e.get("name") != contracts.ENV_LD_PRELOAD]
-    worker["env"] = env + rendezvous_env(job, uid, index) + list(extra_env or [])
+    # The API server refuses a trainer that sets PET_*, STRETTO_* or LD_PRELOAD itself (stretto.api.models).
+    worker["env"] = [*worker.get("env", []), *rendezvous_env(job, uid, index), *(extra_env or [])]
     ports = worker.setdefault("ports", [])
     if not any(p.get("containerPort") == contracts.WORKER_CONTAINER_PORT for p in ports):
         ports.append({"name": "rendezvous", "containerPort": contracts.WORKER_CONTAINER_PORT})

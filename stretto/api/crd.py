@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from stretto import contracts
-from stretto.api.models import TrainingJobSpec, TrainingJobStatus
+from stretto.api import pod_template_schema
+from stretto.api.models import EMBED_MARKER, JOB_NAME_RULES, TrainingJobSpec, TrainingJobStatus
 
 _DROP = {"title", "additionalProperties"}
 _KEEP_DEFAULTS_FOR = {"integer", "number", "string", "boolean"}
@@ -61,10 +62,49 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         "default" in out and out.get("type") not in _KEEP_DEFAULTS_FOR
     ):
         out.pop("default")
+    embedded = out.pop(EMBED_MARKER, None)
+    if embedded is not None:
+        return overlay(_embedded_schema(embedded), out)
     if out.get("type") == "object" and "properties" not in out and not out.get(
         "x-kubernetes-preserve-unknown-fields"
     ):
         out["x-kubernetes-preserve-unknown-fields"] = True
+    return out
+
+
+def _embedded_schema(name: str) -> dict[str, Any]:
+    if name != "core/v1.PodTemplateSpec":
+        raise ValueError(f"no Kubernetes schema {name!r} to embed")
+    return pod_template_schema.load()
+
+
+def overlay(base: dict[str, Any], rules: dict[str, Any], path: str = "") -> dict[str, Any]:
+    """`base` (a Kubernetes schema) with what the models add: CEL rules, bounds, enums, required fields.
+
+    The models may only narrow: a property they name that `base` lacks is a mistake in the models, so
+    is a type that differs. Descriptions stay Kubernetes' own (what `kubectl explain` shows).
+    """
+    out = dict(base)
+    for key, value in rules.items():
+        if key in ("description", "x-kubernetes-preserve-unknown-fields"):
+            continue
+        if key == "properties":
+            props = dict(base.get("properties", {}))
+            for name, prop in value.items():
+                if name not in props:
+                    raise ValueError(f"the models name {path}.{name}, which the embedded schema does not have")
+                props[name] = overlay(props[name], prop, f"{path}.{name}")
+            out[key] = props
+        elif key == "items":
+            out[key] = overlay(base["items"], value, f"{path}[]")
+        elif key == "x-kubernetes-validations":
+            out[key] = [*base.get(key, []), *value]
+        elif key == "required":
+            out[key] = sorted({*base.get(key, []), *value})
+        elif key == "type" and "type" in base and base["type"] != value:
+            raise ValueError(f"{path}: the models say {value}, the embedded schema {base['type']}")
+        else:
+            out[key] = value
     return out
 
 
@@ -110,10 +150,13 @@ def trainingjob_crd() -> dict[str, Any]:
                     "type": "object",
                     "description": "An elastic deep-learning training job scheduled by Stretto.",
                     "required": ["spec"],
+                    "x-kubernetes-validations": list(JOB_NAME_RULES),
                     "properties": {
                         "apiVersion": {"type": "string"},
                         "kind": {"type": "string"},
-                        "metadata": {"type": "object"},
+                        # Only name and generateName may be described; the root's rules limit the name.
+                        "metadata": {"type": "object", "properties": {
+                            "name": {"type": "string"}, "generateName": {"type": "string"}}},
                         "spec": spec_schema,
                         "status": status_schema,
                     },

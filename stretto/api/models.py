@@ -9,21 +9,51 @@ applies the same rules in Python for code that builds specs without an API serve
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from stretto import contracts
 from stretto.api.quantity import MEMORY_PATTERN, parse_bytes
 
 # No GPU on sale has more memory than this (AMD MI355X / NVIDIA B300: 288 GB); a larger cap is a typo.
 MAX_GPU_MEMORY = "288Gi"
 ADAPTATION_MODES = ("none", "gns", "accordion")
 PHASES = ("Pending", "Running", "Scaling", "Suspended", "Succeeded", "Failed")
+# Marks where the CRD generator embeds a Kubernetes schema (stretto.api.pod_template_schema) under the model's own.
+EMBED_MARKER = "x-stretto-embed"
+DNS_LABEL_MAX = 63
+# Label and Service names are DNS-1035 labels: lower-case letters, digits and '-', starting with a letter.
+DNS_1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+DNS_1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+MAX_WORKERS = 1024
+# Every name Stretto derives from the job's: worker pods (whose hostname is their name, a DNS label),
+# the headless Service (a DNS-1035 label), the progress Secret and the stretto.io/job label value.
+JOB_NAME_MAX_LENGTH = DNS_LABEL_MAX - max(len(contracts.worker_pod_name("", MAX_WORKERS - 1)),
+                                          len(contracts.headless_service_name("")))
+JOB_NAME_RULES: tuple[dict[str, str], ...] = (
+    {"rule": f"self.metadata.name.size() <= {JOB_NAME_MAX_LENGTH}",
+     "message": f"metadata.name may have at most {JOB_NAME_MAX_LENGTH} characters: worker "
+                f"{contracts.worker_pod_name('<name>', MAX_WORKERS - 1)} is also its hostname, a DNS label of at "
+                f"most {DNS_LABEL_MAX}",
+     "fieldPath": ".metadata.name", "reason": "FieldValueInvalid"},
+    {"rule": f"self.metadata.name.matches('{DNS_1035_LABEL}')",
+     "message": "metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a "
+                f"letter): it names the job's headless Service {contracts.headless_service_name('<name>')}",
+     "fieldPath": ".metadata.name", "reason": "FieldValueInvalid"},
+)
 
 
 def _rules(*rules: dict[str, str]) -> dict[str, Any]:
     return {"x-kubernetes-validations": list(rules)}
+
+
+def _defaulted_by_the_models(schema: dict[str, Any]) -> None:
+    """Keep the default out of the CRD: the API server applies schema defaults before CEL rules, which must
+    see whether the user set the field; the models apply it when the operator parses the job."""
+    schema.pop("default", None)
 
 
 class ApiModel(BaseModel):
@@ -38,8 +68,8 @@ class WorkerRange(ApiModel):
          "reason": "FieldValueInvalid"},
     ))
 
-    min: int = Field(ge=1, le=1024, description="Fewest workers the job can run with.")
-    max: int = Field(ge=1, le=1024, description="Most workers the job can use.")
+    min: int = Field(ge=1, le=MAX_WORKERS, description="Fewest workers the job can run with.")
+    max: int = Field(ge=1, le=MAX_WORKERS, description="Most workers the job can use.")
 
     @model_validator(mode="after")
     def _min_le_max(self) -> WorkerRange:
@@ -97,13 +127,16 @@ class Adaptation(ApiModel):
 
     mode: Literal["none", "gns", "accordion"] = Field(
         default="none", description="Batch-size adaptation: none, gns (doubling) or accordion.")
-    batch_sizes: list[int] = Field(min_length=1, max_length=32, description="Batch sizes the job may use.")
+    batch_sizes: list[int] = Field(min_length=1, max_length=32, description="Batch sizes the job may use.",
+                                   json_schema_extra={"x-kubernetes-list-type": "set"})  # duplicates refused
     initial_batch_size: int | None = Field(default=None, ge=1, description="Defaults to the smallest.")
 
     @model_validator(mode="after")
     def _initial_in_sizes(self) -> Adaptation:
         if any(b <= 0 for b in self.batch_sizes):
             raise ValueError("adaptation.batchSizes must be positive")
+        if len(set(self.batch_sizes)) != len(self.batch_sizes):
+            raise ValueError("adaptation.batchSizes must not repeat a size")
         if self.initial_batch_size is not None and self.initial_batch_size not in self.batch_sizes:
             raise ValueError("adaptation.initialBatchSize must be one of adaptation.batchSizes")
         return self
@@ -128,43 +161,184 @@ class Checkpoint(ApiModel):
                                       description="Time a shrinking worker gets to checkpoint before SIGKILL.")
 
 
-class ContainerSketch(ApiModel):
-    """The fields of a container the API server checks; the rest is kept as the user wrote it."""
+# Pod fields the pod builder sets on every worker; a template that sets them is refused, not overwritten.
+STRETTO_SETS_POD_FIELDS: dict[str, str] = {
+    "nodeName": "the round's packer picks each worker's node and the scheduler extender binds it",
+    "schedulerName": f"every worker is placed by {contracts.SCHEDULER_NAME}",
+    "hostname": "each worker's hostname is its pod name, for the rendezvous",
+    "subdomain": "workers get the job's headless Service as their subdomain",
+    "terminationGracePeriodSeconds": "it comes from spec.checkpoint.gracePeriodSeconds",
+}
+STRETTO_RESOURCES = f"{contracts.GPU_RESOURCE} and {contracts.GROUP}/* resources"
+RESERVED_ENV_PREFIXES = ("PET_", "STRETTO_")
+RESERVED_ENV_NAMES = (contracts.ENV_LD_PRELOAD,)
+RESERVED_VOLUME_PREFIX = "stretto-"
+RESERVED_LABELS = (contracts.LABEL_MANAGED_BY,)
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
 
-    name: str = Field(min_length=1, max_length=63)
-    image: str = Field(min_length=1)
+def _owned_resource(key: str) -> bool:
+    return key == contracts.GPU_RESOURCE or key.startswith(f"{contracts.GROUP}/")
 
 
-class PodSpecSketch(ApiModel):
-    model_config = ConfigDict(extra="allow", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+def _reserved_env(name: str) -> bool:
+    return name.startswith(RESERVED_ENV_PREFIXES) or name in RESERVED_ENV_NAMES
 
-    containers: list[ContainerSketch] = Field(min_length=1, max_length=16)
+
+_OWNED_RESOURCE_CEL = f"k != '{contracts.GPU_RESOURCE}' && !k.startsWith('{contracts.GROUP}/')"
+_RESERVED_ENV_CEL = " || ".join([f"e.name.startsWith('{p}')" for p in RESERVED_ENV_PREFIXES]
+                                + [f"e.name == '{n}'" for n in RESERVED_ENV_NAMES])
+_STRETTO_KEY_CEL = f"!k.startsWith('{contracts.GROUP}/')"
+
+
+class ResourcesRules(ApiModel):
+    """A container's resources: the GPU resources are Stretto's."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_rules(*(
+        {"rule": f"!has(self.{part}) || self.{part}.all(k, {_OWNED_RESOURCE_CEL})",
+         "message": f"Stretto sets the {STRETTO_RESOURCES} from spec.gpusPerWorker or spec.gpuShare: "
+                    f"{part} must not name them",
+         "fieldPath": f".{part}", "reason": "FieldValueForbidden"} for part in ("limits", "requests"))))
+
+    limits: dict[str, Any] | None = Field(default=None, json_schema_extra={"maxProperties": 32})
+    requests: dict[str, Any] | None = Field(default=None, json_schema_extra={"maxProperties": 32})
+
+    @model_validator(mode="after")
+    def _no_owned_resources(self) -> ResourcesRules:
+        for part in ("limits", "requests"):
+            owned = [k for k in getattr(self, part) or {} if _owned_resource(k)]
+            if owned:
+                raise ValueError(f"Stretto sets the {STRETTO_RESOURCES} from spec.gpusPerWorker or "
+                                 f"spec.gpuShare: {part} must not name them ({', '.join(owned)})")
+        return self
+
+
+class EnvVarRules(ApiModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=256)
+
+
+class ContainerRules(ApiModel):
+    """What Stretto checks in a container beyond core/v1's schema (which the CRD embeds)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=DNS_LABEL_MAX, pattern=DNS_1123_LABEL)
+    image: str = Field(min_length=1, max_length=4096)
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    env: list[EnvVarRules] | None = Field(default=None, max_length=256)
+    resources: ResourcesRules | None = None
+
+
+class InitContainerRules(ContainerRules):
+    restart_policy: Literal["Always"] | None = Field(
+        default=None, description="Always makes it a sidecar that runs beside the workers' containers.")
+
+
+class VolumeRules(ApiModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=DNS_LABEL_MAX)
+
+
+class PodSpecRules(ApiModel):
+    """What Stretto checks in the pod spec beyond core/v1's schema: the fields its pod builder sets."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_rules(
+        *({"rule": f"!has(self.{field})", "message": f"Stretto sets {field}: {why}",
+           "fieldPath": f".{field}", "reason": "FieldValueForbidden"}
+          for field, why in STRETTO_SETS_POD_FIELDS.items()),
+        {"rule": "self.containers.size() == 0 || !has(self.containers[0].env) || "
+                 f"!self.containers[0].env.exists(e, {_RESERVED_ENV_CEL})",
+         "message": "the first container (the trainer) must not set PET_* or STRETTO_* variables or "
+                    "LD_PRELOAD: Stretto sets them (torchrun's rendezvous, the progress channel, the GPU-share shim)",
+         "fieldPath": ".containers", "reason": "FieldValueForbidden"},
+        {"rule": "self.containers.size() == 0 || !has(self.containers[0].resources) || "
+                 "!has(self.containers[0].resources.requests) || "
+                 "!self.containers[0].resources.requests.exists(k, k == 'cpu' || k == 'memory')",
+         "message": "the first container (the trainer) must not request cpu or memory: Stretto sets them every "
+                    "round (spec.profile says what the job is sensitive to)",
+         "fieldPath": ".containers", "reason": "FieldValueForbidden"},
+        {"rule": f"!has(self.volumes) || self.volumes.all(v, !v.name.startsWith('{RESERVED_VOLUME_PREFIX}'))",
+         "message": f"Stretto sets the volumes named {RESERVED_VOLUME_PREFIX}* (the GPU-share shim's)",
+         "fieldPath": ".volumes", "reason": "FieldValueForbidden"},
+    ))
+
+    containers: list[ContainerRules] = Field(min_length=1, max_length=16)
+    init_containers: list[InitContainerRules] | None = Field(default=None, max_length=16)
+    volumes: list[VolumeRules] | None = Field(default=None, max_length=256)
+    restart_policy: Literal["OnFailure", "Never", "Always"] | None = None
+
+    @model_validator(mode="after")
+    def _nothing_stretto_sets(self) -> PodSpecRules:
+        extra = self.model_extra or {}
+        for field, why in STRETTO_SETS_POD_FIELDS.items():
+            if field in extra:
+                raise ValueError(f"Stretto sets {field}: {why}")
+        trainer = self.containers[0]
+        if any(_reserved_env(e.name) for e in trainer.env or []):
+            raise ValueError("the first container (the trainer) must not set PET_* or STRETTO_* variables "
+                             "or LD_PRELOAD: Stretto sets them")
+        requests = (trainer.resources.requests if trainer.resources else None) or {}
+        if {"cpu", "memory"} & set(requests):
+            raise ValueError("the first container (the trainer) must not request cpu or memory: Stretto sets them")
+        if any(v.name.startswith(RESERVED_VOLUME_PREFIX) for v in self.volumes or []):
+            raise ValueError(f"Stretto sets the volumes named {RESERVED_VOLUME_PREFIX}*")
+        return self
+
+
+class TemplateMetadata(ApiModel):
+    """Labels and annotations for every worker; the stretto.io/ keys are Stretto's contract with its parts."""
+
+    model_config = ConfigDict(json_schema_extra=_rules(
+        {"rule": f"!has(self.labels) || self.labels.all(k, {_STRETTO_KEY_CEL} && "
+                 + " && ".join(f"k != '{label}'" for label in RESERVED_LABELS) + ")",
+         "message": f"Stretto sets the labels under {contracts.GROUP}/ and {', '.join(RESERVED_LABELS)}",
+         "fieldPath": ".labels", "reason": "FieldValueForbidden"},
+        {"rule": f"!has(self.annotations) || self.annotations.all(k, {_STRETTO_KEY_CEL})",
+         "message": f"Stretto sets the annotations under {contracts.GROUP}/ (plans, GPU ids, shares)",
+         "fieldPath": ".annotations", "reason": "FieldValueForbidden"},
+    ))
+
+    labels: dict[str, str] | None = Field(default=None, json_schema_extra={"maxProperties": 64})
+    annotations: dict[str, str] | None = Field(default=None, json_schema_extra={"maxProperties": 64})
+
+    @model_validator(mode="after")
+    def _no_stretto_keys(self) -> TemplateMetadata:
+        prefix = f"{contracts.GROUP}/"
+        if any(k.startswith(prefix) or k in RESERVED_LABELS for k in self.labels or {}):
+            raise ValueError(f"Stretto sets the labels under {prefix} and {', '.join(RESERVED_LABELS)}")
+        if any(k.startswith(prefix) for k in self.annotations or {}):
+            raise ValueError(f"Stretto sets the annotations under {prefix}")
+        return self
 
 
 class PodTemplate(ApiModel):
-    """A PodTemplateSpec; Stretto adds GPU, CPU, memory, env, the shim and the scheduler name."""
+    """The worker's core/v1 PodTemplateSpec; Stretto adds GPU, CPU, memory, env, the shim and the scheduler.
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+    The CRD embeds core/v1's own schema here (`pod_template_schema`, generated from the Kubernetes
+    OpenAPI), overlaid with what these models add: the fields Stretto sets are refused.
+    """
 
-    metadata: dict[str, Any] | None = Field(default=None, json_schema_extra={
-        "x-kubernetes-preserve-unknown-fields": True})
-    spec: PodSpecSketch
+    model_config = ConfigDict(extra="forbid", json_schema_extra={EMBED_MARKER: "core/v1.PodTemplateSpec"})
+
+    metadata: TemplateMetadata | None = None
+    spec: PodSpecRules
 
 
 class TrainingJobSpec(ApiModel):
     model_config = ConfigDict(json_schema_extra=_rules(
-        {"rule": "!has(self.gpuShare) || self.gpusPerWorker == 1",
-         "message": "gpusPerWorker must be 1 when gpuShare asks for a fraction of one GPU",
-         "fieldPath": ".gpusPerWorker", "reason": "FieldValueInvalid"},
+        {"rule": "!has(self.gpuShare) || !has(self.gpusPerWorker)",
+         "message": "gpusPerWorker and gpuShare exclude each other: gpuShare asks for a fraction of one GPU",
+         "fieldPath": ".gpusPerWorker", "reason": "FieldValueForbidden"},
     ))
 
     tenant: str | None = Field(default=None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
                                description="Fairness is across tenants, then jobs. Default: the namespace.")
     weight: float = Field(default=1.0, gt=0, le=1000, description="Share weight (budget in the market).")
     workers: WorkerRange
-    gpus_per_worker: int = Field(default=1, ge=1, le=16, description="Whole GPUs per worker.")
+    gpus_per_worker: int = Field(default=1, ge=1, le=16, json_schema_extra=_defaulted_by_the_models,
+                                 description="Whole GPUs per worker (default 1); not with gpuShare.")
     gpu_share: GpuShare | None = Field(default=None, description="A fraction of one GPU per worker.")
     work: Work
     adaptation: Adaptation | None = None
@@ -173,9 +347,9 @@ class TrainingJobSpec(ApiModel):
     template: PodTemplate
 
     @model_validator(mode="after")
-    def _share_is_one_gpu(self) -> TrainingJobSpec:
-        if self.gpu_share is not None and self.gpus_per_worker != 1:
-            raise ValueError("gpusPerWorker must be 1 when gpuShare asks for a fraction of one GPU")
+    def _share_or_whole_gpus(self) -> TrainingJobSpec:
+        if self.gpu_share is not None and "gpus_per_worker" in self.model_fields_set:
+            raise ValueError("gpusPerWorker and gpuShare exclude each other: gpuShare asks for a fraction of one GPU")
         return self
 
 
@@ -258,6 +432,13 @@ class TrainingJob(ApiModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: TrainingJobSpec
     status: TrainingJobStatus | None = None
+
+    @model_validator(mode="after")
+    def _name_fits(self) -> TrainingJob:
+        name = self.metadata.get("name")
+        if name is not None and not (len(name) <= JOB_NAME_MAX_LENGTH and re.match(DNS_1035_LABEL, name)):
+            raise ValueError(f"metadata.name must be a DNS-1035 label of at most {JOB_NAME_MAX_LENGTH} characters")
+        return self
 
     @property
     def name(self) -> str:

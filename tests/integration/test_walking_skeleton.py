@@ -20,7 +20,7 @@ def training_job(name: str, *, min_workers: int = 1, max_workers: int | None = N
                  gpus: int = 1, **spec_overrides: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "workers": {"min": min_workers, "max": max_workers or min_workers},
-        "gpusPerWorker": gpus,
+        **({} if "gpuShare" in spec_overrides else {"gpusPerWorker": gpus}),  # the two exclude each other
         "work": {"epochs": 10, "samplesPerEpoch": 50000},
         "adaptation": {"mode": "none", "batchSizes": [128]},
         "template": {"spec": {"containers": [{"name": "trainer", "image": "example.com/trainer:1"}]}},

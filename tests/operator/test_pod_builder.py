@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from stretto import contracts
 from stretto.gpu_interceptor import control_file
 from stretto.operator.pod_builder import headless_service, shared_gpu_additions, worker_pod
@@ -12,13 +15,12 @@ from stretto.operator.pod_builder import headless_service, shared_gpu_additions,
 
 def job_body(**spec: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "workers": {"min": 2, "max": 5}, "gpusPerWorker": 2,
+        "workers": {"min": 2, "max": 5}, **({} if "gpuShare" in spec else {"gpusPerWorker": 2}),
         "work": {"epochs": 1, "samplesPerEpoch": 10},
         "template": {
             "metadata": {"labels": {"team": "vision"}, "annotations": {"note": "x"}},
             "spec": {"containers": [
-                {"name": "trainer", "image": "img", "env": [{"name": "PET_NNODES", "value": "stale"},
-                                                            {"name": "LR", "value": "0.1"}]},
+                {"name": "trainer", "image": "img", "env": [{"name": "LR", "value": "0.1"}]},
                 {"name": "sidecar", "image": "side"},
             ]},
         },
@@ -67,7 +69,7 @@ def test_worker_gets_torchrun_elastic_rendezvous_settings():
 
 
 def test_shared_gpu_worker_asks_for_a_share_and_carries_its_budget():
-    pod = worker_pod(job_body(gpusPerWorker=1, gpuShare={"memory": "10Gi", "minUtilization": 30,
+    pod = worker_pod(job_body(gpuShare={"memory": "10Gi", "minUtilization": 30,
                                                           "maxUtilization": 80}), 0)
     assert pod["spec"]["containers"][0]["resources"]["limits"] == {contracts.GPU_SHARE_RESOURCE: "1"}
     annotations = pod["metadata"]["annotations"]
@@ -104,9 +106,16 @@ def test_shared_gpu_additions_wire_the_shim_and_both_directories():
 
 def test_explicit_requests_are_kept_equal_to_gpu_limits():
     body = job_body()
-    body["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "4"}}
+    body["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"ephemeral-storage": "4Gi"}}
     resources = worker_pod(body, 0)["spec"]["containers"][0]["resources"]
-    assert resources["requests"] == {"cpu": "4", contracts.GPU_RESOURCE: "2"}
+    assert resources["requests"] == {"ephemeral-storage": "4Gi", contracts.GPU_RESOURCE: "2"}
+
+
+def test_a_template_setting_what_stretto_sets_is_not_built_but_refused():
+    body = job_body()
+    body["spec"]["template"]["spec"]["nodeName"] = "stretto-gpu-0"
+    with pytest.raises(ValidationError, match="Stretto sets nodeName"):
+        worker_pod(body, 0)
 
 
 def test_building_a_pod_does_not_change_the_job():
