@@ -19,7 +19,7 @@ import kopf
 
 from stretto import contracts
 from stretto.operator import reconciler
-from stretto.operator.leader import AlwaysLeader, LeaseElector
+from stretto.operator.leader import DEFAULT_LEASE_SECONDS, AlwaysLeader, LeaseElector
 from stretto.operator.progress_channel import channel_from_environment, operator_namespace
 from stretto.operator.round_loop import RoundLoop
 
@@ -37,7 +37,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
     channel, host, port = await asyncio.to_thread(channel_from_environment)
-    await channel.start(host, port)
+    await channel.start(host, port, shared=bool(os.environ.get("STRETTO_LEADER_ELECTION")))
     reconciler.set_progress_channel(channel)
     memo.progress = channel
     memo.rounds = RoundLoop(elector=_elector())
@@ -47,7 +47,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 def _elector() -> LeaseElector | AlwaysLeader:
     """With STRETTO_LEADER_ELECTION (set by `--leader-election`), replicas share one round loop."""
     name = os.environ.get("STRETTO_LEADER_ELECTION")
-    return LeaseElector(operator_namespace(), name) if name else AlwaysLeader()
+    if not name:
+        return AlwaysLeader()
+    seconds = int(os.environ.get("STRETTO_LEASE_SECONDS") or DEFAULT_LEASE_SECONDS)
+    return LeaseElector(operator_namespace(), name, lease_seconds=seconds)
 
 
 @kopf.on.cleanup()

@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from stretto.operator import kube
 
 log = logging.getLogger(__name__)
+DEFAULT_LEASE_SECONDS = 30  # how long a crashed leader's rounds wait for a successor
 
 
 def _now() -> dt.datetime:
@@ -29,7 +30,8 @@ def _micro(moment: dt.datetime) -> str:
 
 
 class LeaseElector:
-    def __init__(self, namespace: str, name: str, lease_seconds: int = 30, identity: str | None = None) -> None:
+    def __init__(self, namespace: str, name: str, lease_seconds: int = DEFAULT_LEASE_SECONDS,
+                 identity: str | None = None) -> None:
         self.namespace, self.name, self.lease_seconds = namespace, name, lease_seconds
         self.identity = identity or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.leading = False

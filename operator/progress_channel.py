@@ -130,9 +130,9 @@ class ProgressChannel:
         allocation = current_allocations(pods).get(job_key(report.namespace, report.job))
         checkpoint = any(contracts.ANNOTATION_CHECKPOINT_REQUESTED in (p["metadata"].get("annotations") or {})
                          for p in pods)
-        if self.ledger.get(report.namespace, report.job) is None:
-            status = body.get("status") or {}
-            self.ledger.restore(report.namespace, report.job, status.get("progress"), None)
+        # What the job's status holds may be ahead of this replica's ledger: after a restart, or when
+        # another replica behind the same Service stored the job's last report. Keep the furthest.
+        self.ledger.restore(report.namespace, report.job, (body.get("status") or {}).get("progress"), None)
         context = job_context(body, book=self.book, allocation=allocation, checkpoint_requested=checkpoint)
         with self._job_locks[(report.namespace, report.job)]:
             response = self.ledger.ingest(report, context)
@@ -152,7 +152,7 @@ class ProgressChannel:
             contracts.GROUP, contracts.VERSION, metadata["namespace"], contracts.TRAININGJOB_PLURAL,
             metadata["name"], patch)
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, *, shared: bool = False) -> int:
         async def verify(namespace: str, job: str, token: str) -> bool:
             verifier = TokenVerifier(self.key, uid_of=self._uid_of)
             return await asyncio.to_thread(verifier, namespace, job, token)
@@ -160,7 +160,8 @@ class ProgressChannel:
         async def ingest(report: ProgressReport) -> ProgressResponse | None:
             return await asyncio.to_thread(self._ingest, report)
 
-        self.runner, bound = await start_progress_server(build_progress_app(verify, ingest), host=host, port=port)
+        self.runner, bound = await start_progress_server(build_progress_app(verify, ingest), host=host, port=port,
+                                                         shared=shared)
         log.info("progress server listening on %s:%d (workers report to %s)", host, bound, self.url)
         return bound
 

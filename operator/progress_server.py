@@ -86,14 +86,16 @@ def build_progress_app(verify: VerifyFn, ingest: IngestFn) -> web.Application:
 
 
 async def start_progress_server(app: web.Application, *, host: str = "0.0.0.0",
-                                port: int = PROGRESS_PORT) -> tuple[web.AppRunner, int]:
+                                port: int = PROGRESS_PORT, shared: bool = False) -> tuple[web.AppRunner, int]:
     """Serve `app` in the running event loop (kopf's); returns the runner (to `cleanup()`) and the port.
 
     `port=0` picks a free port (the dev cluster and tests), reported back as the second value.
+    `shared` lets replicas on one host listen on one port (SO_REUSEPORT): the kernel spreads the
+    workers' connections over the live ones, as a Service spreads them over pods.
     """
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, reuse_port=shared or None)
     await site.start()
     addresses = runner.addresses
     return runner, int(addresses[0][1]) if addresses else port

@@ -87,7 +87,8 @@ class ClusterState:
     @classmethod
     def from_json(cls, text: str) -> ClusterState:
         data = json.loads(text)
-        data["processes"] = {name: ProcessRecord(**record) for name, record in data["processes"].items()}
+        data["processes"] = {name: ProcessRecord(**{**record, "argv": tuple(record.get("argv") or ())})
+                             for name, record in data["processes"].items()}
         return cls(**data)
 
 
@@ -323,6 +324,16 @@ class DevCluster:
         environment["KUBECONFIG"] = str(state.kubeconfig)
         environment.update(env or {})
         record = processes.start(name, [sys.executable, "-m", "stretto.cli", *args], self.log_dir, environment)
+        self._register(state, record)
+        return record
+
+    def restart(self, name: str) -> ProcessRecord:
+        """SIGKILL one process of the cluster (control plane or Stretto component) and start it again
+        with the same command line, ports and data: a crash and its supervisor's restart."""
+        state = self._require_state()
+        if name not in state.processes:
+            raise ClusterError(f"no process {name!r} in this dev cluster: {', '.join(sorted(state.processes))}")
+        record = processes.restart(state.processes[name], self.log_dir)
         self._register(state, record)
         return record
 

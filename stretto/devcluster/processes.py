@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -23,6 +23,10 @@ class ProcessRecord:
     pid: int
     executable: str
     log: str
+    # How it was started (the environment: only what was set beyond the caller's own), so a
+    # crashed or killed process can be started again exactly as it was.
+    argv: tuple[str, ...] = ()
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def alive(self) -> bool:
         """True while the recorded pid runs and is not a zombie, and is still the recorded program.
@@ -48,11 +52,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None,
+def start(name: str, argv: list[str] | tuple[str, ...], log_dir: Path, env: dict[str, str] | None = None,
           cwd: Path | None = None) -> ProcessRecord:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     environment = dict(os.environ if env is None else env)
+    extra_env = {k: v for k, v in environment.items() if os.environ.get(k) != v}
     environment.setdefault("NO_PROXY", "127.0.0.1,localhost")
     environment.setdefault("no_proxy", "127.0.0.1,localhost")
     with log_path.open("ab") as log:
@@ -60,7 +65,16 @@ def start(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None 
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=environment, cwd=cwd, start_new_session=True,
         )
-    return ProcessRecord(name=name, pid=process.pid, executable=argv[0], log=str(log_path))
+    return ProcessRecord(name=name, pid=process.pid, executable=argv[0], log=str(log_path), argv=tuple(argv),
+                         extra_env=extra_env)
+
+
+def restart(record: ProcessRecord, log_dir: Path) -> ProcessRecord:
+    """SIGKILL the process (if it still runs) and start it again as it was started."""
+    if not record.argv:
+        raise ValueError(f"{record.name} was recorded without its command line; it cannot be restarted")
+    kill(record)
+    return start(record.name, record.argv, log_dir, env={**os.environ, **record.extra_env})
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

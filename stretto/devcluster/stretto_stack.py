@@ -7,6 +7,7 @@ every round, `stretto-system/stretto-config` key `config.yaml`.
 
 from __future__ import annotations
 
+import math
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from stretto.devcluster.demo_workload import ROUND_CONFIG, Compression
 from stretto.devcluster.rest import ApiError, RestClient
 
 CONFIG_NAME = "stretto-config"
+LEADER_LEASE = "stretto-operator"
 EMULATOR_START_SECONDS = 3.0
 
 
@@ -64,17 +66,29 @@ def start_extender(cluster: DevCluster, state: ClusterState) -> None:
     wait_http(f"http://127.0.0.1:{state.extender_port}/readyz", 60)
 
 
-def start_operator(cluster: DevCluster, state: ClusterState, settings: StackSettings) -> str:
-    """Start (or restart) the operator on the cluster's one progress address; returns its URL."""
+def operator_names(replicas: int) -> list[str]:
+    return ["operator"] if replicas == 1 else [f"operator-{i}" for i in range(replicas)]
+
+
+def start_operator(cluster: DevCluster, state: ClusterState, settings: StackSettings, replicas: int = 1) -> str:
+    """Start (or restart) the operator on the cluster's one progress address; returns its URL.
+
+    More than one replica share the round loop through the Lease `LEADER_LEASE` (renewed every round,
+    so it lapses after two rounds without one) and the progress port, as pods share a Service."""
     if not state.progress_port:
         raise ClusterError(f"{cluster.state_file} predates the fixed progress port: "
                            "`stretto dev-cluster down`, then start again")
     url = state.progress_url
-    cluster.start_component("operator", ["operator", "--progress-host", "127.0.0.1",
-                                         "--progress-port", str(state.progress_port), "--progress-url", url],
-                            env={"STRETTO_ROUND_SECONDS": str(settings.compression.round_seconds),
-                                 "STRETTO_TIME_SCALE": str(settings.compression.time_scale),
-                                 "STRETTO_CONFIG": f"{STRETTO_NAMESPACE}/{CONFIG_NAME}"})
+    args = ["operator", "--progress-host", "127.0.0.1", "--progress-port", str(state.progress_port),
+            "--progress-url", url]
+    if replicas > 1:
+        lease = max(2, math.ceil(2 * settings.compression.round_seconds))
+        args += ["--leader-election", LEADER_LEASE, "--lease-seconds", str(lease)]
+    for name in operator_names(replicas):
+        cluster.start_component(name, args,
+                                env={"STRETTO_ROUND_SECONDS": str(settings.compression.round_seconds),
+                                     "STRETTO_TIME_SCALE": str(settings.compression.time_scale),
+                                     "STRETTO_CONFIG": f"{STRETTO_NAMESPACE}/{CONFIG_NAME}"})
     return url
 
 
@@ -87,12 +101,12 @@ def start_emulator(cluster: DevCluster, settings: StackSettings, namespaces: lis
 
 
 def start_all(cluster: DevCluster, state: ClusterState, settings: StackSettings, namespaces: list[str],
-              progress: Any = print) -> str:
-    """Extender, operator configuration, operator and emulator; returns the progress URL."""
+              progress: Any = print, replicas: int = 1) -> str:
+    """Extender, operator configuration, operator (`replicas` of it) and emulator; returns the progress URL."""
     start_extender(cluster, state)
     progress(f"Stretto extender ready on 127.0.0.1:{state.extender_port}")
     write_operator_config(cluster.rest(state), settings.operator_config())
-    url = start_operator(cluster, state, settings)
+    url = start_operator(cluster, state, settings, replicas)
     progress(f"Stretto operator started (rounds every {settings.compression.round_seconds:g} s, "
              f"checkpoint notice {settings.checkpoint_notice_seconds:g} s, progress on {url})")
     wait_http(f"{url}/healthz", 60)  # the operator's start-up is done and its round loop begins

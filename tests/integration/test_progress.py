@@ -78,3 +78,23 @@ def test_a_forged_report_for_another_job_is_refused(harness: Harness, core, cust
     assert refused.value.status == 403
     progress = (get_job(custom, namespace, "victim").get("status") or {}).get("progress") or {}
     assert progress.get("samplesDone", 0) == 0
+
+
+def test_an_acknowledged_report_survives_an_operator_killed_at_once(harness: Harness, core, custom, namespace):
+    """The worker is told its report is taken only once it is in the job's status: kill the operator the
+    moment the answer arrives, and the report is there, and the restarted operator goes on from it."""
+    create_job(custom, namespace, adaptive_job("durable"))
+    wait_for(lambda: running_workers(core, namespace, "durable", 1), 120, "the worker of durable")
+    reporter = Reporter(url=harness.progress_url, token=job_token(core, namespace, "durable"),
+                        namespace=namespace, job="durable")
+    state = reporter.report(epoch=3, samples_done=3 * SAMPLES_PER_EPOCH, samples_per_second=800, batch_size=64,
+                            force=True)
+    harness.kill("operator")
+    assert state.sent
+    progress = get_job(custom, namespace, "durable")["status"]["progress"]
+    assert progress["samplesDone"] == 3 * SAMPLES_PER_EPOCH and progress["batchSize"] == 64
+    harness.start_operator()
+    wait_for(lambda: reporter.report(epoch=5, samples_done=5 * SAMPLES_PER_EPOCH, samples_per_second=800,
+                                     batch_size=64, force=True).sent, 60, "the restarted operator to take reports")
+    progress = get_job(custom, namespace, "durable")["status"]["progress"]
+    assert progress["samplesDone"] == 5 * SAMPLES_PER_EPOCH and progress["batchSizeHistory"] == [[0, 64]]
