@@ -35,6 +35,8 @@ _CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-sch
 _KCM_CONTROLLERS = (
     "garbage-collector-controller", "namespace-controller", "serviceaccount-controller",
     "serviceaccount-token-controller", "pod-garbage-collector-controller",
+    # What a Helm install needs to get pods: the chart's Deployments and DaemonSet.
+    "deployment-controller", "replicaset-controller", "daemonset-controller",
 )
 
 
@@ -67,6 +69,7 @@ class ClusterState:
     progress_port: int = 0
     processes: dict[str, ProcessRecord] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
+    with_stretto: bool = True  # False: no CRD, no stretto-system, kube-scheduler without Stretto's profile
 
     @property
     def kubeconfig(self) -> Path:
@@ -122,7 +125,11 @@ class DevCluster:
 
     # -- up ------------------------------------------------------------------------------------
     def up(self, nodes: int = 4, gpus_per_node: int = 8, progress: Progress = print,
-           shape: NodeShape | None = None) -> ClusterState:
+           shape: NodeShape | None = None, with_stretto: bool = True) -> ClusterState:
+        """Start the control plane; `with_stretto=False` leaves a plain cluster, as a platform team's
+        is before `helm install`: no TrainingJob CRD, no stretto-system namespace, and kube-scheduler
+        serving only the default profile (the chart brings its own kube-scheduler and extender).
+        """
         existing = self.load_state()
         if existing is not None and self._control_plane_alive(existing):
             progress(f"dev cluster already running in {self.run_dir}")
@@ -146,6 +153,7 @@ class DevCluster:
             etcd_data_dir=tempfile.mkdtemp(prefix="stretto-etcd-", dir=etcd_parent),
             nodes=[node_name(i) for i in range(nodes)],
             gpus_per_node=gpus_per_node,
+            with_stretto=with_stretto,
         )
         self._save(state)
         try:
@@ -155,7 +163,8 @@ class DevCluster:
             self._start_controller_manager(state, binaries, pki, progress)
             self._start_scheduler(state, binaries, progress)
             self._start_kwok(state, binaries, progress)
-            self._install_crds(state, progress)
+            if with_stretto:
+                self._install_crds(state, progress)
             self._create_nodes(state, shape or NodeShape(gpus=gpus_per_node), progress)
         except BaseException:
             progress(f"bring-up failed; stopping what was started (logs stay in {self.log_dir})")
@@ -225,8 +234,10 @@ class DevCluster:
             f"--service-account-signing-key-file={pki.service_account_key}",
             "--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=true",
             # The ServiceAccount admission plugin races the controller that creates `default` in a new
-            # namespace; nothing here mounts tokens, so it is off.
+            # namespace; nothing here mounts tokens, so it is off. OwnerReferencesPermissionEnforcement
+            # is on, as on OpenShift: setting blockOwnerDeletion needs update on the owner's finalizers.
             "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
             "--v=1",
         ], self.log_dir)
         self._register(state, record)
@@ -254,7 +265,8 @@ class DevCluster:
     def _start_scheduler(self, state: ClusterState, binaries: Binaries, progress: Progress) -> None:
         port = processes.free_port()
         config = configs.write_yaml(self.run_dir / "scheduler.yaml",
-                                    configs.scheduler_configuration(state.kubeconfig, state.extender_port))
+                                    configs.scheduler_configuration(state.kubeconfig, state.extender_port,
+                                                                    stretto_profile=state.with_stretto))
         kubeconfig = str(state.kubeconfig)
         record = processes.start("kube-scheduler", [
             str(binaries.kube_scheduler), f"--config={config}", "--bind-address=127.0.0.1",
@@ -263,7 +275,8 @@ class DevCluster:
         ], self.log_dir)
         self._register(state, record)
         self._wait("kube-scheduler", lambda: _https_ok(port, "/readyz"), state, 90)
-        progress(f"kube-scheduler ready (profile stretto-scheduler -> extender {state.extender_url})")
+        progress(f"kube-scheduler ready (profile stretto-scheduler -> extender {state.extender_url})"
+                 if state.with_stretto else "kube-scheduler ready (default profile only)")
 
     def _start_kwok(self, state: ClusterState, binaries: Binaries, progress: Progress) -> None:
         config = self.run_dir / "kwok.yaml"

@@ -35,13 +35,15 @@ def kubeconfig(pki: Pki, api_port: int) -> dict[str, Any]:
     }
 
 
-def scheduler_configuration(kubeconfig_path: Path, extender_port: int) -> dict[str, Any]:
+def scheduler_configuration(kubeconfig_path: Path, extender_port: int, *, stretto_profile: bool = True
+                            ) -> dict[str, Any]:
     """kube-scheduler with the `stretto-scheduler` profile calling Stretto's extender.
 
     The extender filters, scores and binds every pod that asks for whole GPUs or a GPU share. The
-    default profile stays, so ordinary pods in the dev cluster still schedule.
+    default profile stays, so ordinary pods in the dev cluster still schedule. Without
+    `stretto_profile` only the default profile is served (the Helm chart runs Stretto's).
     """
-    return {
+    configuration: dict[str, Any] = {
         "apiVersion": "kubescheduler.config.k8s.io/v1",
         "kind": "KubeSchedulerConfiguration",
         "clientConnection": {"kubeconfig": str(kubeconfig_path), "qps": 200, "burst": 400},
@@ -68,6 +70,10 @@ def scheduler_configuration(kubeconfig_path: Path, extender_port: int) -> dict[s
             ],
         }],
     }
+    if not stretto_profile:
+        configuration["profiles"] = [{"schedulerName": "default-scheduler"}]
+        del configuration["extenders"]
+    return configuration
 
 
 def kwok_configuration(stages_yaml: str) -> str:
