@@ -52,12 +52,14 @@ def set_progress_channel(channel: Any) -> None:
 
 
 def with_live_progress(job_body: dict[str, Any]) -> dict[str, Any]:
-    """The job with `status.progress` from the progress ledger (fresher than the stored status)."""
+    """The job with the furthest progress of the ledger and the stored status (another replica, or this
+    one before a restart, may have stored a report this ledger has not seen)."""
     channel = _channel.current
     metadata = job_body["metadata"]
-    record = channel.ledger.get(metadata["namespace"], metadata["name"]) if channel else None
-    if record is None:
-        return job_body
+    stored = (job_body.get("status") or {}).get("progress")
+    if channel is None or (stored is None and channel.ledger.get(metadata["namespace"], metadata["name"]) is None):
+        return job_body  # nothing reported yet
+    record = channel.ledger.restore(metadata["namespace"], metadata["name"], stored)
     work = job_body["spec"]["work"]
     progress = record.progress_status(float(work["epochs"] * work["samplesPerEpoch"]))
     return {**job_body, "status": {**(job_body.get("status") or {}), "progress": progress}}
@@ -212,9 +214,12 @@ def _reconcile(job_body: dict[str, Any], round_pass: bool) -> dict[str, Any] | N
             return None  # no round decided anything yet (start-up, or a replica that does not lead)
         job_body = with_live_progress(job_body)
         pods = [p for p in _list_workers(namespace, name) if _owned_by(p, uid)]
-        progress = (job_body.get("status") or {}).get("progress")
-        if progress and progress.get("samplesDone", 0) >= job.spec.work.epochs * job.spec.work.samples_per_epoch:
-            return _finish(job_body, pods, progress)
+        progress = (job_body.get("status") or {}).get("progress") or {}
+        if progress.get("samplesDone", 0) >= job.spec.work.epochs * job.spec.work.samples_per_epoch:
+            return _finish(job_body, pods, f"finished {progress.get('epoch', 0):g} epochs")
+        if pods and all((p.get("status") or {}).get("phase") == "Succeeded" for p in pods):
+            return _finish(job_body, pods, f"all {len(pods)} workers exited 0 "
+                                           f"(last report: {progress.get('epoch', 0):g} epochs)")
         job_plan = current_plan(namespace, name)
         desired = job_plan.workers if job_plan is not None else 0
         refusal: Refusal | None = None
@@ -237,8 +242,8 @@ def _reconcile(job_body: dict[str, Any], round_pass: bool) -> dict[str, Any] | N
                 JOB_RHO.labels(namespace, name).set(status["prediction"]["rho"])
             status["accounting"] = accounting.advance(current_status.get("accounting"),
                                                       status["allocation"]["gpus"], _now())
-        if progress:
-            status["progress"] = progress
+        # status.progress is the progress channel's: it stores each report before acknowledging it. A
+        # copy written here could land after a newer report's and undo it.
         if _differs(current_status, status):
             if status["phase"] != current_status.get("phase"):
                 events.record(job_body, status["phase"], status["message"], warning=status["phase"] == "Failed")
@@ -271,15 +276,15 @@ def _record_refusal_change(job_body: dict[str, Any], refusal: Refusal | None) ->
         events.record(job_body, "WorkersAccepted", "the API server accepts the round's plan again")
 
 
-def _finish(job_body: dict[str, Any], pods: list[dict[str, Any]], progress: dict[str, Any]) -> dict[str, Any]:
-    """All the work is done (as the job reported it): remove the workers and mark the job Succeeded."""
+def _finish(job_body: dict[str, Any], pods: list[dict[str, Any]], message: str) -> dict[str, Any]:
+    """All the work is done (as the job reported it, or as its workers' exit says): remove the workers
+    and mark the job Succeeded."""
     metadata = job_body["metadata"]
     for pod in pods:
         _delete_pod(metadata["namespace"], pod["metadata"]["name"])
     previous = (job_body.get("status") or {}).get("conditions")
     status = derive_status(0, [], 0, previous)
-    status |= {"phase": "Succeeded", "message": f"finished {progress.get('epoch', 0):g} epochs",
-               "progress": progress, "workers": 0, "readyWorkers": 0}
+    status |= {"phase": "Succeeded", "message": message, "workers": 0, "readyWorkers": 0}
     for condition in status["conditions"]:
         if condition["type"] == "Succeeded":
             condition |= {"status": "True", "reason": "WorkDone", "message": status["message"]}

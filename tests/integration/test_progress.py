@@ -98,3 +98,17 @@ def test_an_acknowledged_report_survives_an_operator_killed_at_once(harness: Har
                                      batch_size=64, force=True).sent, 60, "the restarted operator to take reports")
     progress = get_job(custom, namespace, "durable")["status"]["progress"]
     assert progress["samplesDone"] == 5 * SAMPLES_PER_EPOCH and progress["batchSizeHistory"] == [[0, 64]]
+
+
+def test_workers_that_exited_0_end_the_job_even_without_its_last_report(harness: Harness, core, custom, namespace):
+    create_job(custom, namespace, adaptive_job("quiet"))
+    [pod] = wait_for(lambda: running_workers(core, namespace, "quiet", 1), 120, "the worker of quiet")
+    now = "2026-12-03T00:00:00Z"
+    core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": {
+        "phase": "Succeeded", "containerStatuses": [{
+            "name": pod.spec.containers[0].name, "image": pod.spec.containers[0].image, "imageID": "",
+            "ready": False, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}}]}})
+    status = wait_for(lambda: (s := get_job(custom, namespace, "quiet").get("status") or {}).get("phase")
+                      == "Succeeded" and s, 60, "the job to end Succeeded")
+    assert status["message"] == "all 1 workers exited 0 (last report: 0 epochs)"
