@@ -12,7 +12,9 @@ import copy
 from typing import Any
 
 from stretto import contracts
+from stretto.api import pod_template_schema
 from stretto.api.models import TrainingJob
+from stretto.api.pod_template_schema import quantities_as_strings
 from stretto.api.quantity import format_cpu, parse_quantity
 from stretto.operator.snapshot_builder import JobPlan
 
@@ -178,7 +180,7 @@ def worker_pod(job_body: dict[str, Any], index: int, plan: JobPlan | None = None
             "annotations": annotations,
             "ownerReferences": [owner_reference(job_body)],
         },
-        "spec": spec,
+        "spec": quantities_as_strings(spec, pod_template_schema.load()["properties"]["spec"]),
     }
 
 

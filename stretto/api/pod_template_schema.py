@@ -1,12 +1,13 @@
 """core/v1 PodTemplateSpec as a CRD's structural schema, generated from the Kubernetes OpenAPI.
 
 The TrainingJob's `spec.template` is a real PodTemplateSpec, validated as one by the API server
-(unknown fields refused under strict field validation, wrong types refused always), the way
-Kubeflow's and JobSet's CRDs embed it. The schema is not written by hand: `python -m
-stretto.api.pod_template_schema --openapi <api__v1_openapi.json>` reads Kubernetes' own OpenAPI v3
-document for core/v1 (in the source tree at `api/openapi-spec/v3/`, or served by any API server at
-`/openapi/v3/api/v1`) and writes the checked-in `core_v1_pod_template_spec.json`, which the CRD
-generator embeds. An integration test regenerates it from the running API server and compares.
+(unknown fields refused under strict field validation, wrong types and unknown enum values refused
+always), the way Kubeflow's and JobSet's CRDs embed it. The schema is not written by hand:
+`kubectl get --raw /openapi/v3/api/v1 > core-v1.json` (the API server's OpenAPI v3 document for
+core/v1; it carries the enums, which the source tree's `api/openapi-spec/v3/api__v1_openapi.json`
+lacks), then `python -m stretto.api.pod_template_schema --openapi core-v1.json` writes the checked-in
+`core_v1_pod_template_spec.json`, which the CRD generator embeds. An integration test regenerates it
+from the running API server and compares.
 
 Conversion: `$ref`/`allOf` are inlined; Quantity and IntOrString become `x-kubernetes-int-or-string`;
 the template's ObjectMeta keeps only labels and annotations (all the pod builder reads);
@@ -19,6 +20,7 @@ the CRD growing past what `kubectl apply` and etcd take comfortably.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -125,9 +127,29 @@ def pod_template_schema(openapi: dict[str, Any]) -> dict[str, Any]:
     return _Converter(schemas).named(ROOT, ())
 
 
+@functools.cache
+def _checked_in() -> str:
+    return SCHEMA_PATH.read_text()
+
+
 def load() -> dict[str, Any]:
-    """The checked-in schema (what the CRD embeds)."""
-    return dict(json.loads(SCHEMA_PATH.read_text())["schema"])
+    """The checked-in schema (what the CRD embeds); a fresh copy each call."""
+    return dict(json.loads(_checked_in())["schema"])
+
+
+def quantities_as_strings(value: Any, schema: dict[str, Any]) -> Any:
+    """`value` (valid under `schema`) with every resource quantity a string: YAML's `cpu: 64` is a valid
+    quantity, but the Kubernetes Python client's models accept only "64"."""
+    if schema.get("pattern") == QUANTITY_PATTERN and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return {key: quantities_as_strings(item, properties.get(key) or (extra if isinstance(extra, dict) else {}))
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [quantities_as_strings(item, schema.get("items", {})) for item in value]
+    return value
 
 
 def render(openapi: dict[str, Any], source: str) -> str:
@@ -138,7 +160,7 @@ def render(openapi: dict[str, Any], source: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--openapi", type=Path, required=True,
-                        help="Kubernetes' OpenAPI v3 document of core/v1 (api/openapi-spec/v3/api__v1_openapi.json)")
+                        help="Kubernetes' OpenAPI v3 document of core/v1 (kubectl get --raw /openapi/v3/api/v1)")
     parser.add_argument("--source", default=None, help="what to record as its origin (default: the path)")
     args = parser.parse_args(argv)
     openapi = json.loads(args.openapi.read_text())

@@ -131,3 +131,16 @@ def test_headless_service_selects_the_workers():
     assert service["spec"]["clusterIP"] == "None"
     assert service["spec"]["selector"] == {contracts.LABEL_JOB: "job", contracts.LABEL_ROLE: "worker"}
     assert service["spec"]["publishNotReadyAddresses"] is True
+
+
+def test_integer_quantities_reach_the_pod_as_strings():
+    body = job_body()
+    containers = body["spec"]["template"]["spec"]["containers"]
+    containers[0]["resources"] = {"limits": {"cpu": 64, "memory": "512Gi"}}
+    containers[1]["resources"] = {"requests": {"cpu": 0.5}}
+    body["spec"]["template"]["spec"]["volumes"] = [{"name": "d", "emptyDir": {"sizeLimit": 10}}]
+    spec = worker_pod(body, 0)["spec"]
+    assert spec["containers"][0]["resources"]["limits"] == {"cpu": "64", "memory": "512Gi", contracts.GPU_RESOURCE: "2"}
+    assert spec["containers"][1]["resources"]["requests"] == {"cpu": "0.5"}
+    assert spec["volumes"][0]["emptyDir"]["sizeLimit"] == "10"
+    assert spec["terminationGracePeriodSeconds"] == 30  # integers that are not quantities stay integers
