@@ -273,3 +273,26 @@ def test_a_job_whose_workers_the_api_refuses_waits_alone_and_says_why(harness: H
                           "refused worker 0", log, flags=re.MULTILINE)
     assert len(refusals) == 1, log[-4000:]
     print(f"operator log: {len(log.splitlines())} lines, no failed round, the refusal logged once")
+
+
+def test_pod_security_on_the_namespace_refuses_a_privileged_worker_and_the_job_says_so(core, custom):
+    """What the README tells a platform team: Pod Security admission locks pod fields down, per namespace."""
+    namespace = f"baseline-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": namespace, "labels": {
+        "pod-security.kubernetes.io/enforce": "baseline"}}})
+    try:
+        create(custom, namespace, _job("host-network", template={"spec": {
+            "hostNetwork": True, "containers": [{"name": "trainer", "image": "example.com/trainer:1"}]}}))
+
+        def refused() -> dict[str, Any] | None:
+            conditions = (get_job(custom, namespace, "host-network").get("status") or {}).get("conditions") or []
+            accepted = next((c for c in conditions if c["type"] == "WorkersAccepted"), {})
+            return accepted if accepted.get("status") == "False" else None
+
+        accepted = wait_for(refused, 60, "the job to say its worker was refused")
+        assert accepted["reason"] == "Forbidden", accepted
+        assert 'violates PodSecurity "baseline:latest"' in accepted["message"], accepted
+        assert "hostNetwork=true" in accepted["message"], accepted
+        assert not core.list_namespaced_pod(namespace).items
+    finally:
+        core.delete_namespace(namespace)
