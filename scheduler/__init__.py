@@ -2,5 +2,5 @@
 
 Flow: `watch` feeds `cluster_cache` from the API server; `server` parses requests with `wire`,
 `extender` asks the pure `decisions` for answers over a cache snapshot and, at bind time, books
-devices in the cache before `binder` annotates the Pod and posts its Binding.
+devices in the cache before `binder` posts the Binding, which carries the devices as annotations.
 """

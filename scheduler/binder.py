@@ -1,7 +1,9 @@
-"""Annotating and binding a pod: the two API writes of the extender's bind verb.
+"""Binding a pod: the one API write of the extender's bind verb.
 
-`PodBinder` is the small interface `extender` depends on; `KubePodBinder` speaks to the API server,
-the recording fake in `stretto.scheduler.testing` stands in for it in unit tests.
+The Binding carries the pod's GPU annotations (the API server copies a Binding's annotations onto the
+pod as it sets `spec.nodeName`), so the devices and the node land in one write and the node never
+sees the pod without them. `PodBinder` is the small interface `extender` depends on; `KubePodBinder`
+speaks to the API server, the recording fake in `stretto.scheduler.testing` stands in for it in tests.
 """
 
 from __future__ import annotations
@@ -26,27 +28,19 @@ class PodBinder(Protocol):
         """The Pod object as JSON; raises BindError."""
         ...
 
-    def annotate_pod(self, namespace: str, name: str, uid: str, annotations: Mapping[str, str]) -> None:
-        """Merge `annotations` into the pod, only if it still has this uid; raises BindError."""
-        ...
-
-    def bind_pod(self, namespace: str, name: str, uid: str, node: str) -> None:
-        """POST the pod's Binding to `node`, with the uid as precondition; raises BindError."""
+    def bind_pod(self, namespace: str, name: str, uid: str, node: str, annotations: Mapping[str, str]) -> None:
+        """POST the pod's Binding to `node` with `annotations`, the uid as precondition; raises BindError."""
         ...
 
 
-def binding_body(namespace: str, name: str, uid: str, node: str) -> dict[str, Any]:
+def binding_body(namespace: str, name: str, uid: str, node: str,
+                 annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
     # metadata.uid becomes a storage precondition: a same-named replacement pod is never bound.
-    return {
-        "apiVersion": "v1", "kind": "Binding",
-        "metadata": {"name": name, "namespace": namespace, "uid": uid},
-        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
-    }
-
-
-def annotation_patch(uid: str, annotations: Mapping[str, str]) -> dict[str, Any]:
-    # A merge patch carrying metadata.uid is refused (conflict/invalid) by a pod with another uid.
-    return {"metadata": {"uid": uid, "annotations": dict(annotations)}}
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "uid": uid}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {"apiVersion": "v1", "kind": "Binding", "metadata": metadata,
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
 
 
 class KubePodBinder:
@@ -67,20 +61,11 @@ class KubePodBinder:
         except KubeAPIError as exc:
             raise self._error(f"reading pod {namespace}/{name}", exc) from exc
 
-    def annotate_pod(self, namespace: str, name: str, uid: str, annotations: Mapping[str, str]) -> None:
-        try:
-            self._api.request(
-                "PATCH", self._pod_path(namespace, name), body=annotation_patch(uid, annotations),
-                content_type="application/merge-patch+json",
-            )
-        except KubeAPIError as exc:
-            raise self._error(f"annotating pod {namespace}/{name}", exc) from exc
-
-    def bind_pod(self, namespace: str, name: str, uid: str, node: str) -> None:
+    def bind_pod(self, namespace: str, name: str, uid: str, node: str, annotations: Mapping[str, str]) -> None:
         try:
             self._api.request(
                 "POST", self._pod_path(namespace, name) + "/binding",
-                body=binding_body(namespace, name, uid, node),
+                body=binding_body(namespace, name, uid, node, annotations),
             )
         except KubeAPIError as exc:
             raise self._error(f"binding pod {namespace}/{name} to {node}", exc) from exc

@@ -18,6 +18,7 @@ from .watch import CacheFeeder
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8888
+BIND_CALL_TIMEOUT_S = 3.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -44,13 +45,16 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(args, "log_level", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     api = KubeAPI(load_api_client(args.kubeconfig))
+    # Binds answer within kube-scheduler's httpTimeout (10 s): at most three calls (read the pod, the
+    # Binding, a read to resolve an unknown outcome) of BIND_CALL_TIMEOUT_S each, never retried unseen.
+    bind_api = KubeAPI(load_api_client(args.kubeconfig, retries=0), timeout_s=BIND_CALL_TIMEOUT_S)
     cache = ClusterCache()
     pending = PendingPods()
     feeder = CacheFeeder(api, cache, pending=pending)
     metrics = ExtenderMetrics()
     metrics.watch_cache(nodes=cache.node_count, gpus_in_use=cache.booked_gpus)
-    extender = Extender(cache=cache, binder=KubePodBinder(api), metrics=metrics, ready=lambda: feeder.synced,
-                        pods_on_node=lambda node: pod_uids_on_node(api, node), pending=pending)
+    extender = Extender(cache=cache, binder=KubePodBinder(bind_api), metrics=metrics, ready=lambda: feeder.synced,
+                        pods_on_node=lambda node: pod_uids_on_node(bind_api, node), pending=pending)
     app = build_app(extender, metrics=metrics, ready=lambda: feeder.synced)
     feeder.start()
     try:

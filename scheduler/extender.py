@@ -8,6 +8,7 @@ are bugs, and `server` still turns them into an Error answer rather than a crash
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 from stretto import contracts
@@ -31,6 +32,8 @@ from .wire import (
 log = logging.getLogger(__name__)
 
 NOT_READY = "stretto extender: node and pod cache not synced yet"
+IN_FLIGHT_WAIT_S = 4.0  # a retried bind waits this long for the first; kube-scheduler's httpTimeout is 10 s
+_BOUND_STATES = (BookingState.BOUND, BookingState.OBSERVED)
 
 
 def _always_ready() -> bool:
@@ -52,6 +55,7 @@ class Extender:
         self._metrics = metrics if metrics is not None else ExtenderMetrics()
         self._ready = ready
         self._pending = pending if pending is not None else PendingPods()
+        self._in_flight = _BindsInFlight()
 
     # ---- filter --------------------------------------------------------------------------------
     def filter(self, args: ExtenderArgs) -> ExtenderFilterResult:
@@ -107,11 +111,28 @@ class Extender:
 
     # ---- bind ----------------------------------------------------------------------------------
     def bind(self, args: ExtenderBindingArgs) -> ExtenderBindingResult:
-        """1. know the pod's demand, 2. check the plan, 3. book devices, 4. annotate the pod,
-        5. post the Binding, 6. confirm the booking, or roll it back on failure."""
-        namespace, name, uid, node = args.PodNamespace, args.PodName, args.PodUID, args.Node
+        """Bind once per pod: a retry of a bind that took effect succeeds again, and a retry that
+        arrives while the first is under way (kube-scheduler's, after its timeout) waits for it."""
         if not self._ready():
             return self._bind_failed(BindFailure.NOT_READY, NOT_READY)
+        for _ in range(2):
+            current = self._cache.booking(args.PodUID)
+            if current is not None and current.node == args.Node and current.state in _BOUND_STATES:
+                return ExtenderBindingResult()
+            under_way = self._in_flight.begin(args.PodUID)
+            if under_way is None:
+                try:
+                    return self._bind(args)
+                finally:
+                    self._in_flight.end(args.PodUID)
+            under_way.wait(IN_FLIGHT_WAIT_S)
+        return self._bind_failed(BindFailure.IN_FLIGHT, f"stretto extender: a bind of pod {args.PodNamespace}/"
+                                 f"{args.PodName} is still under way; retry")
+
+    def _bind(self, args: ExtenderBindingArgs) -> ExtenderBindingResult:
+        """1. know the pod's demand, 2. check the plan, 3. book devices, 4. post the Binding with the
+        devices' annotations, 5. confirm the booking, or roll it back on failure."""
+        namespace, name, uid, node = args.PodNamespace, args.PodName, args.PodUID, args.Node
         # 1. The pod's demand, as the API server holds it: the watch's copy, else read it back.
         demand = self._pending.get(uid)
         if demand is None or (demand.namespace, demand.name) != (namespace, name):
@@ -137,20 +158,13 @@ class Extender:
             booking = self._cache.reserve(demand, node)
         except ReservationError as exc:
             return self._bind_failed(BindFailure.NO_FIT, str(exc))
-        # 4. Record the devices on the pod before it is bound, so the node never sees it without them.
+        # 4. The Binding, carrying the devices: the node never sees the pod without them.
         annotations = self._annotations(demand, booking.gpu_ids)
         try:
-            if annotations:
-                self._binder.annotate_pod(namespace, name, uid, annotations)
-        except BindError as exc:
-            self._cache.release(uid)
-            return self._bind_failed(BindFailure.API, f"stretto extender: {exc}")
-        # 5. The Binding.
-        try:
-            self._binder.bind_pod(namespace, name, uid, node)
+            self._binder.bind_pod(namespace, name, uid, node, annotations)
         except BindError as exc:
             return self._resolve_failed_binding(demand, node, exc)
-        # 6. Booked until the watch shows the pod bound (or deleted).
+        # 5. Booked until the watch shows the pod bound (or deleted).
         self._cache.mark(uid, BookingState.BOUND)
         self._pending.forget(uid)
         self._metrics.binds.labels(self._gpu_mode(demand)).inc()
@@ -203,3 +217,25 @@ class Extender:
         self._metrics.bind_failures.labels(reason.value).inc()
         log.warning("bind refused (%s): %s", reason.value, message)
         return ExtenderBindingResult(Error=message)
+
+
+class _BindsInFlight:
+    """The binds under way, by pod uid."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[str, threading.Event] = {}
+
+    def begin(self, uid: str) -> threading.Event | None:
+        """None: the caller now owns the pod's bind (and must `end` it); else the bind under way's Event."""
+        with self._lock:
+            if uid in self._events:
+                return self._events[uid]
+            self._events[uid] = threading.Event()
+            return None
+
+    def end(self, uid: str) -> None:
+        with self._lock:
+            event = self._events.pop(uid, None)
+        if event is not None:
+            event.set()

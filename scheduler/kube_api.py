@@ -32,13 +32,18 @@ class KubeAPIError(Exception):
         return 400 <= self.status < 500
 
 
-def load_api_client(kubeconfig: str | None) -> client.ApiClient:
-    """A kubeconfig when one is named (flag or KUBECONFIG), else the in-cluster service account."""
+def load_api_client(kubeconfig: str | None, *, retries: int | None = None) -> client.ApiClient:
+    """A kubeconfig when one is named (flag or KUBECONFIG), else the in-cluster service account.
+
+    `retries=0` turns off urllib3's own retries: a bind has a time budget, and a hidden retry spends it.
+    """
     configuration = client.Configuration()
     if kubeconfig or os.environ.get("KUBECONFIG"):
         config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     else:
         config.load_incluster_config(client_configuration=configuration)
+    if retries is not None:
+        configuration.retries = retries
     return client.ApiClient(configuration)
 
 

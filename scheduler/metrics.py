@@ -23,8 +23,9 @@ class BindFailure(StrEnum):
     NOT_READY = "not_ready"        # the cache has not synced yet
     PLAN = "plan_mismatch"         # the node is not the round's planned node
     NO_FIT = "no_fit"              # no devices left for the pod on that node
-    API = "api_error"              # annotating or posting the Binding failed
+    API = "api_error"              # posting the Binding (or reading the pod) failed
     UNCERTAIN = "uncertain"        # the Binding's outcome is unknown; devices stay booked
+    IN_FLIGHT = "in_flight"        # another bind of the same pod was still under way
 
 
 class ExtenderMetrics:

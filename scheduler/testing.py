@@ -75,10 +75,9 @@ class RecordingBinder:
     """Records API writes. `pods` answers read_pod; the `fail_*` hooks raise BindError when set."""
 
     pods: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    annotated: list[tuple[str, str, str, dict[str, str]]] = field(default_factory=list)
     bound: list[tuple[str, str, str, str]] = field(default_factory=list)
+    annotations: dict[str, dict[str, str]] = field(default_factory=dict)  # by uid, what each Binding carried
     reads: list[tuple[str, str]] = field(default_factory=list)
-    fail_annotate: BindError | None = None
     fail_bind: BindError | None = None
     fail_read: BindError | None = None
     before_bind: Callable[[], None] | None = None  # e.g. a barrier, to line up concurrent binds
@@ -99,16 +98,11 @@ class RecordingBinder:
         except KeyError:
             raise BindError(f"pods {name!r} not found", definite=True) from None
 
-    def annotate_pod(self, namespace: str, name: str, uid: str, annotations: Mapping[str, str]) -> None:
-        if self.fail_annotate is not None:
-            raise self.fail_annotate
-        with self._lock:
-            self.annotated.append((namespace, name, uid, dict(annotations)))
-
-    def bind_pod(self, namespace: str, name: str, uid: str, node: str) -> None:
+    def bind_pod(self, namespace: str, name: str, uid: str, node: str, annotations: Mapping[str, str]) -> None:
         if self.before_bind is not None:
             self.before_bind()
         if self.fail_bind is not None:
             raise self.fail_bind
         with self._lock:
             self.bound.append((namespace, name, uid, node))
+            self.annotations[uid] = dict(annotations)

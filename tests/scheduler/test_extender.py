@@ -1,10 +1,11 @@
 import copy
 import threading
+import time
 
 import pytest
 
 from stretto import contracts
-from stretto.scheduler.binder import BindError, annotation_patch, binding_body
+from stretto.scheduler.binder import BindError, binding_body
 from stretto.scheduler.cluster_cache import ClusterCache, node_capacity
 from stretto.scheduler.demand import pod_demand
 from stretto.scheduler.extender import NOT_READY, Extender
@@ -35,7 +36,7 @@ def failures(metrics, reason):
     return metrics.registry.get_sample_value("stretto_extender_bind_failures_total", {"reason": reason})
 
 
-def test_filter_then_bind_annotates_before_binding():
+def test_filter_then_bind_in_one_write_carrying_the_devices():
     pending = PendingPods()
     extender, cache, binder, metrics = setup(pending=pending)
     pod = make_pod("w0", gpus=2)
@@ -44,8 +45,8 @@ def test_filter_then_bind_annotates_before_binding():
     assert result.NodeNames == ["n1"] and not result.Error
     assert extender.bind(bind_args(pod)).Error == ""
     uid = pod["metadata"]["uid"]
-    assert binder.annotated == [("default", "w0", uid, {contracts.ANNOTATION_GPU_IDS: "0,1"})]
     assert binder.bound == [("default", "w0", uid, "n1")]
+    assert binder.annotations == {uid: {contracts.ANNOTATION_GPU_IDS: "0,1"}}
     assert binder.reads == []                           # the demand came from the watch's copy
     assert pending.get(uid) is None                     # bound: no longer pending
     assert cache.booking(uid).state is BookingState.BOUND
@@ -56,7 +57,7 @@ def test_bind_reads_pod_when_filter_did_not_see_it_and_checks_uid():
     extender, _, binder, metrics = setup()
     pod = binder.add(make_pod("w1", gpu_share=1, annotations=share_annotations(10 * GIB, 25)))
     assert extender.bind(bind_args(pod)).Error == ""
-    assert binder.annotated[0][3] == {
+    assert binder.annotations[pod["metadata"]["uid"]] == {
         contracts.ANNOTATION_GPU_IDS: "0", contracts.ANNOTATION_GPU_MEMORY: str(10 * GIB),
         contracts.ANNOTATION_GPU_MIN_UTIL: "25", contracts.ANNOTATION_GPU_MAX_UTIL: "100",
     }
@@ -74,8 +75,6 @@ def test_bind_reads_pod_when_filter_did_not_see_it_and_checks_uid():
         (make_pod("plan", gpus=1, annotations={contracts.ANNOTATION_PLANNED_NODE: "n2"}), "n1", None,
          "planned pod default/plan for node n2, not n1", "plan_mismatch"),
         (make_pod("inv", gpu_share=1), "n1", None, "needs the annotation", "no_fit"),
-        (make_pod("ann", gpus=1), "n1", {"fail_annotate": BindError("boom", definite=True)}, "boom",
-         "api_error"),
         (make_pod("409", gpus=1), "n1", {"fail_bind": BindError("conflict", definite=True)}, "conflict",
          "api_error"),
     ],
@@ -91,7 +90,7 @@ def test_bind_refusals_book_nothing(pod, node, binder_setup, want_error, want_re
     assert cache.bookings() == [] and cache.view("n1").free_whole_gpus == 8
     assert failures(metrics, want_reason) == 1
     if want_reason != "api_error":
-        assert binder.bound == [] and binder.annotated == []
+        assert binder.bound == []
 
 
 def test_bind_of_unknown_pod_is_an_error():
@@ -170,18 +169,47 @@ def test_concurrent_binds_never_give_a_gpu_twice():
     for t in threads:
         t.join(10)
     assert sum(1 for e in results.values() if not e) == 2 and len(binder.bound) == 2
-    ids = [i for *_, ann in binder.annotated
+    ids = [i for ann in binder.annotations.values()
            for i in contracts.parse_gpu_ids(ann[contracts.ANNOTATION_GPU_IDS])]
     assert len(ids) == len(set(ids)) == 6
     assert cache.view("n1").free_whole_gpus == 2
 
 
-def test_api_bodies_carry_the_uid_precondition():
-    assert binding_body("ns", "p", "u1", "n1") == {
-        "apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+def test_the_binding_carries_the_uid_precondition_and_the_annotations():
+    assert binding_body("ns", "p", "u1", "n1", {"a": "b"}) == {
+        "apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "annotations": {"a": "b"}},
         "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"},
     }
-    assert annotation_patch("u1", {"a": "b"}) == {"metadata": {"uid": "u1", "annotations": {"a": "b"}}}
+    assert "annotations" not in binding_body("ns", "p", "u1", "n1")["metadata"]
+
+
+def test_a_retried_bind_is_answered_by_the_first_not_refused_as_booked():
+    """kube-scheduler retries a bind after its httpTimeout: the retry waits for the bind under way and
+    gets its answer; a retry after the bind took effect succeeds again. One Binding either way."""
+    extender, _, binder, metrics = setup()
+    pod = binder.add(make_pod("slowbind", gpus=1))
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_api() -> None:
+        entered.set()
+        release.wait(5)
+
+    binder.before_bind = slow_api
+    answers: list[str] = []
+    first = threading.Thread(target=lambda: answers.append(extender.bind(bind_args(pod)).Error))
+    first.start()
+    assert entered.wait(5)
+    retry = threading.Thread(target=lambda: answers.append(extender.bind(bind_args(pod)).Error))
+    retry.start()
+    time.sleep(0.2)
+    release.set()
+    first.join(5)
+    retry.join(5)
+    assert answers == ["", ""] and len(binder.bound) == 1
+    assert extender.bind(bind_args(pod)).Error == "" and len(binder.bound) == 1
+    assert extender.bind(bind_args(pod, "n2")).Error                       # but never a second node
+    assert metrics.registry.get_sample_value("stretto_extender_binds_total", {"gpu_mode": "whole"}) == 1
 
 
 def test_a_full_planned_node_is_confirmed_against_the_api_before_refusing():

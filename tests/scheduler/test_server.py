@@ -98,7 +98,7 @@ def test_malformed_filter_and_prioritize(body, want_error):
 def test_malformed_bind_never_binds(body, want_error):
     [(status, result)], binder = run([("POST", "/bind", body)])
     assert status == 200 and want_error in result["Error"] and len(result["Error"]) < 300
-    assert binder.bound == [] and binder.annotated == []
+    assert binder.bound == []
     assert all(len(name) <= 253 for _, name in binder.reads)   # nothing oversized reached the API
 
 
@@ -130,12 +130,11 @@ def test_filter_prioritize_bind_happy_path_and_metrics():
                         "FailedAndUnresolvableNodes": {"n2": "stretto: pod needs 2 GPUs, node has 1"}}
     assert [s["Host"] for s in scores] == ["n1", "n2"]
     assert scores[1]["Score"] == 0 and 0 < scores[0]["Score"] <= 10
-    assert bound == {"Error": ""} and "already holds a booking" in again["Error"]
+    assert bound == {"Error": ""} and again == {"Error": ""}   # a retry of a bind that took effect
     assert len(binder.bound) == 1
     assert 'stretto_extender_requests_total{result="ok",verb="filter"} 1.0' in metrics
     assert 'stretto_extender_request_duration_seconds_count{verb="bind"} 2.0' in metrics
     assert 'stretto_extender_binds_total{gpu_mode="whole"} 1.0' in metrics
-    assert 'stretto_extender_bind_failures_total{reason="no_fit"} 1.0' in metrics
 
 
 @pytest.mark.parametrize(("ready", "want_status"), [(True, 200), (False, 503)])
