@@ -1,9 +1,9 @@
 """Build the control-plane binaries from pinned Go modules, once, and cache them by version.
 
-The pins are the wrapper modules in `gomod/` (go.mod + go.sum, checked in): Kubernetes 1.36.3
+The pins are three of the wrapper modules in `gomod/` (go.mod + go.sum, checked in): Kubernetes 1.36.3
 (kube-apiserver, kube-controller-manager, kube-scheduler, and kubectl for users of the dev cluster),
-etcd 3.6.14 and kwok 0.8.0. The cache key
-hashes the pins, the Go version and the build flags, so a new pin or toolchain builds anew and an old
+etcd 3.6.14 and kwok 0.8.0; the others pin the chart tests' tools (`go_tools.py`). The cache key
+hashes these three pins by name, the Go version and the build flags, so a new pin or toolchain builds anew and an old
 cache entry is never mistaken for a new one. Builds go to a temporary directory and are renamed into
 place at the end, under a file lock, so a killed build never leaves a half-filled cache entry.
 """
