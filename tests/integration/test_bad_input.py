@@ -92,6 +92,17 @@ def test_an_invalid_trainingjob_is_refused_with_a_message_naming_the_field(custo
         assert entry["says"] in status["message"], status["message"]
 
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_the_example_manifests_are_accepted(custom, corpus_namespace, path: Path):
+    for document in yaml.safe_load_all(path.read_text()):
+        accepted = custom.create_namespaced_custom_object(GROUP, VERSION, corpus_namespace, PLURAL, document,
+                                                          field_validation="Strict", dry_run="All")
+        assert accepted["spec"]["template"] == document["spec"]["template"]
+
+
 def test_kubectl_refuses_a_container_typo_with_its_path(harness: Harness, corpus_namespace):
     kubectl = _kubectl()
     body = merged(CORPUS["base"], CORPUS["cases"]["container-field-typo"]["patch"])
