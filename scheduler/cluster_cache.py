@@ -68,7 +68,27 @@ class ReservationError(Exception):
     """A booking was refused; str(exc) is the reason for the bind's Error."""
 
 
-def build_view(capacity: NodeCapacity, bookings: Iterable[Booking]) -> NodeView:
+class ShapeIds:
+    """Numbers node shapes: equal shapes get one id, and an id is never reused (not thread-safe:
+    the cache calls it under its lock)."""
+
+    LIMIT = 65536  # distinct shapes remembered; past it the table starts afresh with new ids
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[object, ...], int] = {}
+        self._next = 0
+
+    def __call__(self, shape: tuple[object, ...]) -> int:
+        found = self._ids.get(shape)
+        if found is None:
+            if len(self._ids) >= self.LIMIT:
+                self._ids.clear()
+            found = self._ids[shape] = self._next
+            self._next += 1
+        return found
+
+
+def build_view(capacity: NodeCapacity, bookings: Iterable[Booking], shape_ids: ShapeIds | None = None) -> NodeView:
     whole = [False] * capacity.gpu_count
     memory = [0] * capacity.gpu_count
     min_util = [0] * capacity.gpu_count
@@ -99,7 +119,7 @@ def build_view(capacity: NodeCapacity, bookings: Iterable[Booking]) -> NodeView:
         idle_ids=tuple(d.index for d in devices if d.idle),
     )
     in_use = anonymous + sum(view.share_fraction(d) for d in devices if not d.idle)
-    return replace(view, gpus_in_use=in_use)
+    return replace(view, gpus_in_use=in_use, shape_id=shape_ids(view.shape) if shape_ids is not None else -1)
 
 
 class ClusterCache:
@@ -112,6 +132,7 @@ class ClusterCache:
         self._bookings: dict[str, Booking] = {}          # by pod uid
         self._by_node: dict[str, dict[str, Booking]] = {}
         self._views: dict[str, NodeView] = {}
+        self._shape_ids = ShapeIds()
 
     def now(self) -> float:
         return self._clock()
@@ -272,4 +293,4 @@ class ClusterCache:
     def _rebuild(self, node: str) -> None:
         capacity = self._nodes.get(node)
         if capacity is not None:
-            self._views[node] = build_view(capacity, self._by_node.get(node, {}).values())
+            self._views[node] = build_view(capacity, self._by_node.get(node, {}).values(), self._shape_ids)

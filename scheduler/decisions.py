@@ -116,15 +116,33 @@ def check_node(demand: PodDemand, view: NodeView | None) -> tuple[int, ...]:
 
 
 def filter_nodes(demand: PodDemand, names: Iterable[str], views: Mapping[str, NodeView]) -> FilterOutcome:
+    """Each node's verdict; nodes of one shape share one (decided once), except the planned node's."""
     outcome = FilterOutcome()
+    verdicts: dict[int, NoFit | None] = {}
     for name in names:
-        try:
-            check_node(demand, views.get(name))
-        except NoFit as no_fit:
-            (outcome.failed if no_fit.resolvable else outcome.unresolvable)[name] = no_fit.reason
+        view = views.get(name)
+        verdict: NoFit | None
+        if view is None or view.shape_id < 0 or name == demand.planned_node:
+            verdict = _verdict(demand, view)
         else:
+            key = view.shape_id
+            if key in verdicts:
+                verdict = verdicts[key]
+            else:
+                verdict = verdicts[key] = _verdict(demand, view)
+        if verdict is None:
             outcome.passed.append(name)
+        else:
+            (outcome.failed if verdict.resolvable else outcome.unresolvable)[name] = verdict.reason
     return outcome
+
+
+def _verdict(demand: PodDemand, view: NodeView | None) -> NoFit | None:
+    try:
+        check_node(demand, view)
+    except NoFit as no_fit:
+        return no_fit
+    return None
 
 
 def score_node(demand: PodDemand, view: NodeView | None) -> int:
@@ -169,4 +187,16 @@ def score_node(demand: PodDemand, view: NodeView | None) -> int:
 def score_nodes(
     demand: PodDemand, names: Iterable[str], views: Mapping[str, NodeView]
 ) -> list[tuple[str, int]]:
-    return [(name, score_node(demand, views.get(name))) for name in names]
+    """Each node's score, computed once per shape (the planned node's on its own)."""
+    scores: dict[int, int] = {}
+    out = []
+    for name in names:
+        view = views.get(name)
+        if view is None or view.shape_id < 0 or name == demand.planned_node:
+            out.append((name, score_node(demand, view)))
+            continue
+        key = view.shape_id
+        if key not in scores:
+            scores[key] = score_node(demand, view)
+        out.append((name, scores[key]))
+    return out

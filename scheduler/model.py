@@ -78,6 +78,14 @@ class NodeView:
     # Devices in use, in device units: whole ones, anonymous ones and fractions of shared ones.
     # Computed once by `cluster_cache.build_view`, because prioritize reads it for every node.
     gpus_in_use: float = field(default=0.0, compare=False)
+    # Equal for views equal in everything a decision reads but the name (`shape`), so filter and
+    # prioritize decide once per shape, not once per node: a big cluster has few shapes. -1: unknown.
+    shape_id: int = field(default=-1, compare=False)
+
+    @property
+    def shape(self) -> tuple[object, ...]:
+        return (self.gpu_count, self.gpu_memory_bytes, self.cpu_millis, self.memory_bytes, self.cpu_requested,
+                self.memory_requested, self.devices, self.anonymous_gpus)
 
     @property
     def free_whole_gpus(self) -> int:

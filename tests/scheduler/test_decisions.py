@@ -1,7 +1,9 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stretto.scheduler import decisions
-from stretto.scheduler.cluster_cache import NodeCapacity, build_view
+from stretto.scheduler.cluster_cache import NodeCapacity, ShapeIds, build_view
 from stretto.scheduler.model import MIB, Booking, PodDemand, ShareSpec
 
 GIB = 2**30
@@ -146,3 +148,30 @@ def test_score_prefers_fuller_node_and_best_fit_device():
     shared_node = node("s", gpus=2, bookings=[shared(0, 40)])
     assert decisions.score_node(pod(share=ShareSpec(40 * GIB)), shared_node) > \
         decisions.score_node(pod(share=ShareSpec(40 * GIB)), node("e", gpus=2))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(0, 7), max_size=8, unique=True), st.integers(0, 3)),
+                min_size=1, max_size=40),
+       st.integers(0, 8), st.one_of(st.none(), st.integers(0, 39)), st.booleans())
+def test_deciding_once_per_shape_answers_as_deciding_per_node(layout, gpus, planned_index, share):
+    """Nodes of one shape share a verdict and a score; the planned node is decided on its own."""
+    shape_ids = ShapeIds()
+    views = {}
+    for i, (ids, anonymous) in enumerate(layout):
+        bookings = [Booking(uid=f"b{i}", node=f"n{i}", gpu_ids=tuple(ids), anonymous_gpus=anonymous)]
+        views[f"n{i}"] = build_view(NodeCapacity(f"n{i}", 8, 81920 * MIB, 96_000, 768 * GIB), bookings, shape_ids)
+    planned = f"n{planned_index}" if planned_index is not None and planned_index < len(layout) else None
+    demand = pod(0 if share else gpus, share=ShareSpec(10 * GIB, 20, 100) if share else None, planned=planned)
+    names = [*views, "unknown-node"]
+    outcome = decisions.filter_nodes(demand, names, views)
+    for name in names:
+        try:
+            decisions.check_node(demand, views.get(name))
+        except decisions.NoFit as no_fit:
+            assert (outcome.failed | outcome.unresolvable)[name] == no_fit.reason
+        else:
+            assert name in outcome.passed
+    assert decisions.score_nodes(demand, names, views) == [(n, decisions.score_node(demand, views.get(n)))
+                                                             for n in names]
+    assert len({v.shape_id for v in views.values()}) == len({v.shape for v in views.values()})
