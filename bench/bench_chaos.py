@@ -82,10 +82,14 @@ def main() -> int:
                 outcome = run(f"seed {seed}, 1 replica", single, seed, 1, args.fuzz if seed == seeds[0] else 0)
                 if outcome.fuzz.sent:
                     fuzz = outcome.fuzz
-                    print(f"  fuzz: {fuzz.line()}; {len(outcome.fuzz_disallowed)} binds the API's pod would not "
-                          f"allow; extender log {outcome.log_bytes_per_bad_request or 0:.0f} bytes per bad request; "
+                    print(f"  fuzz: {fuzz.line()} ({outcome.fuzz_unanswered_while_killed} while the chaos had "
+                          f"the extender killed, {len(outcome.fuzz_unanswered_otherwise)} otherwise); "
+                          f"{len(outcome.fuzz_disallowed)} binds the API's pod would not allow; extender log "
+                          f"{outcome.log_bytes_per_bad_request or 0:.0f} bytes per bad request; "
                           f"by kind {dict(sorted(fuzz.by_kind.items()))}")
-                    for problem in (fuzz.server_errors + fuzz.slow + outcome.fuzz_disallowed)[:10]:
+                    problems = (fuzz.server_errors + fuzz.slow + outcome.fuzz_disallowed
+                                + outcome.fuzz_unanswered_otherwise)
+                    for problem in problems[:10]:
                         print(f"    {problem}")
                 run(f"seed {seed}, 2 replicas", FaultPlan(args.leader_kills, args.extender_kills, 1, 1), seed, 2, 0)
         finally:

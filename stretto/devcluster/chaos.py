@@ -7,8 +7,10 @@ process is started again at once with the same command line, as a supervisor (ku
 
 `check_invariants` reads one listing of a namespace's TrainingJobs and worker pods and names what
 must never happen, whatever was killed: two live workers with one job and rank, more live workers
-than the job's allocation (on two listings in a row: the operator writes pods and status in two
-steps), a worker whose TrainingJob is gone, one GPU of a node on two pods, progress going backwards.
+than the round allocated the job (`status.allocation.plannedWorkers`; workers asked to checkpoint
+are on their way out and not counted; on two listings in a row, because the operator writes pods
+and status in two steps), a worker whose TrainingJob is gone, one GPU of a node on two pods, and
+progress going backwards.
 """
 
 from __future__ import annotations
@@ -137,20 +139,19 @@ class InvariantChecker:
 
     def _over_allocation(self, by_uid: Mapping[str, Mapping[str, Any]],
                          pods: list[Mapping[str, Any]]) -> list[Violation]:
-        counts = Counter(_owner_uid(p) for p in pods)
-        over_now = set()
-        for uid, n in counts.items():
+        staying = Counter(_owner_uid(p) for p in pods
+                          if contracts.ANNOTATION_CHECKPOINT_REQUESTED not in (p["metadata"].get("annotations") or {}))
+        over_now: dict[str, str] = {}
+        for uid, n in staying.items():
             job = by_uid.get(uid or "")
             if job is None:
                 continue
-            allocated = ((job.get("status") or {}).get("allocation") or {}).get("workers")
-            if allocated is not None and n > int(allocated):
-                over_now.add(uid or "")
-        persistent = over_now & self._over
-        self._over = over_now
-        return [Violation("over-allocation", f"job {by_uid[uid]['metadata']['name']}: more live workers than "
-                          f"its allocation of {by_uid[uid]['status']['allocation']['workers']}")
-                for uid in sorted(persistent)]
+            planned = ((job.get("status") or {}).get("allocation") or {}).get("plannedWorkers")
+            if planned is not None and n > int(planned):
+                over_now[uid or ""] = f"job {job['metadata']['name']}: {n} live workers, {planned} allocated"
+        persistent = sorted(set(over_now) & self._over)
+        self._over = set(over_now)
+        return [Violation("over-allocation", over_now[uid]) for uid in persistent]
 
     @staticmethod
     def _double_booked(pods: list[Mapping[str, Any]]) -> list[Violation]:

@@ -36,6 +36,7 @@ from stretto.sim.metrics import summarise
 
 log = logging.getLogger(__name__)
 NAMESPACE = "stretto-chaos"
+RESTART_WINDOW_S = 15.0  # after a planned extender kill, a refused connection is that kill's doing
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class ChaosOutcome:
     wall_s: float = 0.0
     fuzz: extender_fuzz.FuzzReport = field(default_factory=extender_fuzz.FuzzReport)
     fuzz_disallowed: list[str] = field(default_factory=list)
+    fuzz_unanswered_while_killed: int = 0      # sent while a planned extender restart was under way
+    fuzz_unanswered_otherwise: list[str] = field(default_factory=list)   # a crash, or a hang
     log_bytes_per_bad_request: float | None = None
 
     @property
@@ -121,6 +124,7 @@ class _Fuzzer(threading.Thread):
         for kind, n in part.by_kind.items():
             r.by_kind[kind] = r.by_kind.get(kind, 0) + n
         r.server_errors += part.server_errors
+        r.dropped += part.dropped
         r.slowest_s = max(r.slowest_s, part.slowest_s)
         r.slow += part.slow
         r.accepted_binds += part.accepted_binds
@@ -194,6 +198,11 @@ def run_chaos(cluster: DevCluster, state: ClusterState, settings: ChaosSettings,
         summary = summarise(run.result({o.job_id: o.isolated_s for o in reference.outcomes}))
         outcome.makespan_s, outcome.avg_jct_s = summary.makespan_s, summary.avg_jct_s
     outcome.fuzz = fuzzer.report
+    for sent_at, what in fuzzer.report.dropped:
+        if any(0 <= sent_at - t <= RESTART_WINDOW_S for t in extender_restarts):
+            outcome.fuzz_unanswered_while_killed += 1
+        else:
+            outcome.fuzz_unanswered_otherwise.append(what)
 
     def pod_of(namespace: str, name: str) -> dict[str, Any]:
         try:

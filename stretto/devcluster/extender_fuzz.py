@@ -3,8 +3,9 @@
 Requests: garbage bytes, JSON of the wrong shape and types, 10 MB bodies and names, negative and
 absurd quantities, binds of pods and nodes that do not exist, and forged filters (a real pending
 pod stripped of its GPU limit) followed by a bind of that pod to any node. `FuzzReport` counts what
-the extender answered: no 5xx, no dropped connection, every answer within `slow_s`, and every bind it
-accepted is one the API server's pod allows (bound where its plan says; the node's GPUs not overbooked).
+the extender answered: no 5xx, every answer within `slow_s`, and every bind it accepted one the API
+server's pod allows (bound where its plan says); requests that got no answer are kept with their
+time, so a caller that restarted the extender on purpose can tell its own doing from a crash.
 """
 
 from __future__ import annotations
@@ -37,13 +38,14 @@ class Request:
 class FuzzReport:
     sent: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
-    server_errors: list[str] = field(default_factory=list)   # 5xx answers and dropped connections
+    server_errors: list[str] = field(default_factory=list)   # 5xx answers
+    dropped: list[tuple[float, str]] = field(default_factory=list)  # (monotonic time, what) with no answer
     slowest_s: float = 0.0
     slow: list[str] = field(default_factory=list)
     accepted_binds: list[tuple[str, str, str]] = field(default_factory=list)
 
     def line(self) -> str:
-        return (f"{self.sent} requests, {len(self.server_errors)} 5xx or dropped, slowest "
+        return (f"{self.sent} requests, {len(self.server_errors)} 5xx, {len(self.dropped)} unanswered, slowest "
                 f"{self.slowest_s * 1000:.0f} ms, {len(self.slow)} over the limit, "
                 f"{len(self.accepted_binds)} binds accepted")
 
@@ -121,6 +123,7 @@ def send(host: str, port: int, batch: list[Request], *, slow_s: float = 1.0, par
     report = FuzzReport()
 
     def one(request: Request) -> tuple[Request, int | None, float, str]:
+        sent_at = time.monotonic()
         started = time.perf_counter()
         connection = http.client.HTTPConnection(host, port, timeout=30)
         try:
@@ -129,7 +132,7 @@ def send(host: str, port: int, batch: list[Request], *, slow_s: float = 1.0, par
             text = response.read().decode(errors="replace")
             return request, response.status, time.perf_counter() - started, text
         except (OSError, http.client.HTTPException) as error:
-            return request, None, time.perf_counter() - started, f"{type(error).__name__}: {error}"
+            return request, None, sent_at, f"{type(error).__name__}: {error}"
         finally:
             connection.close()
 
@@ -137,10 +140,13 @@ def send(host: str, port: int, batch: list[Request], *, slow_s: float = 1.0, par
         for request, status, seconds, text in pool.map(one, batch):
             report.sent += 1
             report.by_kind[request.kind] = report.by_kind.get(request.kind, 0) + 1
+            if status is None:  # `seconds` is then the moment it was sent
+                report.dropped.append((seconds, f"{request.kind} {request.path}: {text[:200]}"))
+                continue
             report.slowest_s = max(report.slowest_s, seconds)
             if seconds > slow_s:
                 report.slow.append(f"{request.kind} {request.path}: {seconds:.2f}s")
-            if status is None or status >= 500:
+            if status >= 500:
                 report.server_errors.append(f"{request.kind} {request.path}: {status} {text[:200]}")
                 continue
             if request.binds is not None and status == 200 and json.loads(text).get("Error") == "":

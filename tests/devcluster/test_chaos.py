@@ -11,16 +11,19 @@ from stretto.devcluster import chaos, extender_fuzz
 def job(name: str, uid: str, *, workers: int | None = None, samples: float = 0.0) -> dict:
     status: dict = {"progress": {"samplesDone": samples}}
     if workers is not None:
-        status["allocation"] = {"workers": workers}
+        status["allocation"] = {"plannedWorkers": workers}
     return {"metadata": {"name": name, "uid": uid}, "status": status}
 
 
 def worker(job_name: str, uid: str, index: int, *, node: str | None = None, gpus: str | None = None,
-           deleting: bool = False, phase: str = "Running", owner_kind: str = contracts.TRAININGJOB_KIND) -> dict:
+           deleting: bool = False, phase: str = "Running", owner_kind: str = contracts.TRAININGJOB_KIND,
+           leaving: bool = False) -> dict:
+    annotations = {contracts.ANNOTATION_GPU_IDS: gpus} if gpus else {}
+    if leaving:
+        annotations[contracts.ANNOTATION_CHECKPOINT_REQUESTED] = "2026-12-03T00:00:00Z"
     meta: dict = {"name": f"{job_name}-worker-{index}", "namespace": "ns",
                   "labels": {contracts.LABEL_JOB: job_name, contracts.LABEL_WORKER_INDEX: str(index)},
-                  "ownerReferences": [{"kind": owner_kind, "uid": uid}],
-                  "annotations": {contracts.ANNOTATION_GPU_IDS: gpus} if gpus else {}}
+                  "ownerReferences": [{"kind": owner_kind, "uid": uid}], "annotations": annotations}
     if deleting:
         meta["deletionTimestamp"] = "2026-12-03T00:00:00Z"
     return {"metadata": meta, "spec": {"nodeName": node} if node else {}, "status": {"phase": phase}}
@@ -57,6 +60,9 @@ def test_a_transient_over_allocation_is_not_a_violation():
     pods = [worker("a", "u1", 0), worker("a", "u1", 1)]
     assert checker.check([job("a", "u1", workers=1)], pods) == []      # pods created, status not yet written
     assert checker.check([job("a", "u1", workers=2)], pods) == []
+    shrinking = [worker("a", "u1", 0), worker("a", "u1", 1, leaving=True)]
+    assert checker.check([job("a", "u1", workers=1)], shrinking) == []  # asked to checkpoint: on its way out
+    assert checker.check([job("a", "u1", workers=1)], shrinking) == []
 
 
 def test_the_schedule_is_seeded_and_spread_after_the_settling_time():
