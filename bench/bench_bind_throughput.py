@@ -18,6 +18,7 @@ exceeded its httpTimeout; "already booked" the extender's refusals of a pod it h
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,7 @@ def main() -> int:
     parser.add_argument("--pods", type=int, default=2000)
     parser.add_argument("--timeout", type=float, default=900)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the cluster (finally)
     print(describe())
     progress = lambda msg: print(f"  [{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr)  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="stretto-bench-bind-") as tmp:

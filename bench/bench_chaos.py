@@ -16,6 +16,7 @@ Every process a run starts is stopped at the end, also on failure or Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,7 @@ def main() -> int:
     parser.add_argument("--round-seconds", type=float, default=3.0)
     parser.add_argument("--timeout", type=float, default=1500.0, help="wall seconds per run")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the cluster (finally)
     seeds = [int(s) for s in args.seeds.split(",") if s]
     compression = Compression(time_scale=args.time_scale, round_seconds=args.round_seconds)
     print(describe())
