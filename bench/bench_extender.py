@@ -3,9 +3,11 @@
 Measures the nodeCacheCapable form (node names only, what Stretto's KubeSchedulerConfiguration
 uses) and, as the baseline in the same run, the same requests in the full form (every Node object
 in the body, nodeCacheCapable: false). Prints p50/p99 per form and their ratio, with the machine.
+Then: a normal bind's latency while 8 binds with 10 MB bodies arrive at once, against the same bind
+alone; and the cache's memory at `--memory-nodes` nodes (tracemalloc, the cache and its views).
 Bounded loops, loopback only, no Kubernetes API: the cache is filled directly.
 
-    .venv/bin/python bench/bench_extender.py [--nodes 1000] [--iterations 200]
+    .venv/bin/python bench/bench_extender.py [--nodes 1000] [--iterations 200] [--memory-nodes 5000]
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import random
 import statistics
 import threading
 import time
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
@@ -110,6 +114,47 @@ def measure(port: int, body: bytes, iterations: int, warmup: int) -> dict[str, l
     return times
 
 
+def timed_bind(port: int, body: bytes) -> float:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        started = time.perf_counter()
+        post(conn, "/bind", body)
+        return time.perf_counter() - started
+    finally:
+        conn.close()
+
+
+def bind_beside_oversized(port: int, binder: RecordingBinder, rounds: int = 5) -> tuple[float, float]:
+    """(median seconds of a normal bind alone, with 8 oversized binds sent at the same moment)."""
+    huge = json.dumps({"PodName": "p" * 10 * 2**20, "PodNamespace": "bench", "PodUID": "u", "Node": "gpu-0000"})
+    alone, beside = [], []
+    for i in range(rounds):
+        for label, out in (("alone", alone), ("beside", beside)):
+            pod = binder.add(make_pod(f"normal-{label}-{i}", namespace="bench", gpus=1))
+            body = json.dumps({"PodName": pod["metadata"]["name"], "PodNamespace": "bench",
+                               "PodUID": pod["metadata"]["uid"], "Node": "gpu-0000"}).encode()
+            if label == "alone":
+                out.append(timed_bind(port, body))
+                continue
+            with ThreadPoolExecutor(max_workers=9) as pool:
+                flood = [pool.submit(timed_bind, port, huge.encode()) for _ in range(8)]
+                out.append(pool.submit(timed_bind, port, body).result())
+                for future in flood:
+                    future.result()
+    return statistics.median(alone), statistics.median(beside)
+
+
+def cache_memory_mib(n_nodes: int, seed: int) -> float:
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    cache, nodes = build_cache(n_nodes, seed)
+    del nodes
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert cache.node_count() == n_nodes
+    return used / 2**20
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
@@ -122,11 +167,13 @@ def main() -> int:
                         help="measured filter+prioritize pairs per form")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--memory-nodes", type=int, default=5000)
     args = parser.parse_args()
 
     cache, nodes = build_cache(args.nodes, args.seed)
     metrics = ExtenderMetrics()
-    extender = Extender(cache=cache, binder=RecordingBinder(), metrics=metrics)
+    binder = RecordingBinder()
+    extender = Extender(cache=cache, binder=binder, metrics=metrics)
     app = build_app(extender, metrics=metrics, ready=lambda: True)
     pod = make_pod("tj1-worker-0", namespace="bench", gpus=2, cpu="16", memory="128Gi")
     names = [n["metadata"]["name"] for n in nodes]
@@ -145,6 +192,7 @@ def main() -> int:
         forms = (("nodeCacheCapable (names)", by_names), ("full Node objects (baseline)", by_objects))
         for form, body in forms:
             results[form] = measure(server.port, body, args.iterations, args.warmup)
+        alone, beside = bind_beside_oversized(server.port, binder)
 
     print(f"{'form':30} {'verb':11} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
     for form, times in results.items():
@@ -156,6 +204,11 @@ def main() -> int:
     p50, p99 = pct(named["pair"], 50), pct(named["pair"], 99)
     print(f"filter+prioritize (nodeCacheCapable): p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms; "
           f"baseline/ours: p50 {pct(full['pair'], 50) / p50:.1f}x, p99 {pct(full['pair'], 99) / p99:.1f}x")
+    print(f"a normal bind: {alone * 1e3:.1f} ms alone, {beside * 1e3:.1f} ms beside 8 binds of 10 MB sent at once "
+          f"(median of 5; ratio {beside / alone:.1f}x)")
+    print(f"cache memory at {args.memory_nodes} nodes x 8 GPUs (60% partly booked): "
+          f"{cache_memory_mib(args.memory_nodes, args.seed):.1f} MiB, against "
+          f"{cache_memory_mib(args.nodes, args.seed):.1f} MiB at {args.nodes}")
     return 0
 
 
