@@ -307,3 +307,23 @@ def test_pod_security_on_the_namespace_refuses_a_privileged_worker_and_the_job_s
         assert not core.list_namespaced_pod(namespace).items
     finally:
         core.delete_namespace(namespace)
+
+
+def test_a_refused_job_fixed_by_its_user_runs_and_says_so_once(core, custom, namespace):
+    create(custom, namespace, _poison_job())
+
+    def condition(status: str) -> dict[str, Any] | None:
+        conditions = (get_job(custom, namespace, "poison").get("status") or {}).get("conditions") or []
+        accepted = next((c for c in conditions if c["type"] == "WorkersAccepted"), {})
+        return accepted if accepted.get("status") == status else None
+
+    wait_for(lambda: condition("False"), 60, "the poison job to be refused")
+    custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "poison", {"spec": {"template": {
+        "spec": {"dnsConfig": {"nameservers": ["10.96.0.10"]}}}}})
+    wait_for(lambda: running_pods(core, namespace, "poison", 1) or running_pods(core, namespace, "poison", 2), 90,
+             "the fixed job's workers to run")  # elastic, 1 to 2 workers
+    accepted = wait_for(lambda: condition("True"), 60, "the fixed job to say its plan is accepted")
+    assert accepted["reason"] == "Accepted", accepted
+    reasons = [e.reason for e in core.list_namespaced_event(namespace).items if e.involved_object.name == "poison"
+               and e.reason in ("WorkersRefused", "WorkersAccepted")]
+    assert sorted(reasons) == ["WorkersAccepted", "WorkersRefused"], reasons
