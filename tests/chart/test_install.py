@@ -96,10 +96,11 @@ def bound_workers(core: client.CoreV1Api, namespace: str, job: str, expected: in
     return done if len(done) == expected else []
 
 
-def pods_of(core: client.CoreV1Api, namespace: str, component: str) -> list[client.V1Pod]:
+def pods_of(core: client.CoreV1Api, namespace: str, component: str, *, terminating: bool = False
+            ) -> list[client.V1Pod]:
     selector = f"app.kubernetes.io/component={component},app.kubernetes.io/instance={RELEASE}"
     return [p for p in core.list_namespaced_pod(namespace, label_selector=selector).items
-            if p.metadata.deletion_timestamp is None]
+            if terminating or p.metadata.deletion_timestamp is None]
 
 
 def assert_no_refusals(release: Release) -> None:
@@ -181,7 +182,8 @@ def test_upgrade_to_a_restricted_namespace_admits_every_pod(tools: Tools, releas
     release.stop("node-daemon")  # its pod, ServiceAccount and binding move to the new namespace
     helm(tools, release, "upgrade", RELEASE, str(CHART), "--namespace", NAMESPACE, "--reuse-values",
          "--set", f"nodeDaemon.namespace={DAEMON_NAMESPACE}", "--set", "operator.replicas=2")
-    wait_for(lambda: not pods_of(core, NAMESPACE, "node-daemon"), 60, "the node daemon to leave stretto-system")
+    wait_for(lambda: not pods_of(core, NAMESPACE, "node-daemon", terminating=True), 90,
+             "the node daemon's pods to be gone from stretto-system")
     _, warnings = kubectl(tools, release, "label", "--overwrite", "namespace", NAMESPACE,
                           *(f"{k}={v}" for k, v in RESTRICTED.items()))
     assert "violate" not in warnings, warnings  # no running pod of the release breaks `restricted`
