@@ -21,10 +21,11 @@ class Refusal:
     what: str      # "worker 0", "the headless Service", ...
     reason: str    # the API's StatusReason: Forbidden, Invalid, ...
     message: str
+    by: str = "the API server"
 
     @property
     def summary(self) -> str:
-        return f"the API server refused {self.what}: {self.message}"
+        return f"{self.by} refused {self.what}: {self.message}"
 
 
 def _now() -> str:

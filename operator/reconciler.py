@@ -179,6 +179,11 @@ def _refused_as(what: str) -> Iterator[None]:
         if _namespace_terminating(error) or error.status == 404:
             raise  # the job is going away with its namespace
         raise PlanRefused(_refusal(what, error)) from error
+    except ValidationError as error:  # the client's own models refused the manifest before sending it
+        first = error.errors()[0]
+        message = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+        raise PlanRefused(Refusal(what=what, reason="ClientValidation", message=message,
+                                  by="the operator's Kubernetes client")) from error
 
 
 def reconcile(job_body: dict[str, Any], *, round_pass: bool = False) -> dict[str, Any] | None:

@@ -114,3 +114,15 @@ def test_a_refusal_while_running_keeps_the_phase_and_says_why_it_does_not_grow()
     status = derive_status(2, [pod(0)], 1, None, refusal=refusal)
     assert status["phase"] == "Scaling"
     assert status["message"].endswith("the API server refused worker 1: exceeded quota")
+
+
+def test_a_manifest_the_client_refuses_before_sending_is_the_jobs_refusal_too():
+    from kubernetes import client
+
+    from stretto.operator.reconciler import PlanRefused, _refused_as
+
+    with pytest.raises(PlanRefused) as refused, _refused_as("worker 0"):
+        client.V1ResourceRequirements.model_validate({"limits": {"cpu": 64}})  # the Python client wants "64"
+    refusal = refused.value.refusal
+    assert refusal.reason == "ClientValidation" and refusal.what == "worker 0"
+    assert refusal.summary.startswith("the operator's Kubernetes client refused worker 0: limits.cpu")
