@@ -132,11 +132,12 @@ class ProgressChannel:
                          for p in pods)
         # What the job's status holds may be ahead of this replica's ledger: after a restart, or when
         # another replica behind the same Service stored the job's last report. Keep the furthest.
-        self.ledger.restore(report.namespace, report.job, (body.get("status") or {}).get("progress"), None)
+        uid = str(body["metadata"]["uid"])
+        self.ledger.restore(report.namespace, report.job, (body.get("status") or {}).get("progress"), None, uid)
         context = job_context(body, book=self.book, allocation=allocation, checkpoint_requested=checkpoint)
         with self._job_locks[(report.namespace, report.job)]:
             response = self.ledger.ingest(report, context)
-            self._persist(body, self.ledger.get(report.namespace, report.job))
+            self._persist(body, self.ledger.get(report.namespace, report.job, uid))
         return response
 
     @staticmethod

@@ -5,7 +5,8 @@ reporting at once cannot both pass the "never goes down" check); the round reads
 (`job_state_fields` for the `JobState`, `progress_status` for `status.progress`). A record
 serialises to the `status.progress` dict (plus the bookkeeping of `reports_status`) and back, so
 an operator restart loses nothing: `restore` each TrainingJob from its status when the operator
-starts or first sees it.
+starts or first sees it. A record belongs to one TrainingJob uid: a job deleted and applied again
+under the same name starts from zero, and `retain` drops the records of jobs that are gone.
 
 The batch-size history is run-length encoded as ((first epoch, batch size), ...), the epoch being
 the whole epoch in which the change was first reported (the first entry: epoch 0): the form
@@ -34,6 +35,7 @@ from stretto.operator.progress_reports import (
 
 @dataclass(frozen=True)
 class JobProgressRecord:
+    uid: str = ""
     samples_done: float = 0.0
     epoch: float = 0.0
     batch_size: int | None = None
@@ -73,12 +75,14 @@ class JobProgressRecord:
                 "flaggedReports": self.flagged_reports, "lastFlag": self.last_flag}
 
     @classmethod
-    def from_status(cls, progress: Mapping[str, Any], reports: Mapping[str, Any] | None = None) -> JobProgressRecord:
+    def from_status(cls, progress: Mapping[str, Any], reports: Mapping[str, Any] | None = None,
+                    uid: str = "") -> JobProgressRecord:
         """The record `progress_status` and `reports_status` wrote (missing fields: their defaults)."""
         reports = reports or {}
         batch = progress.get("batchSize")
         last, worker = reports.get("lastReportTime"), reports.get("lastWorker")
         return cls(
+            uid=uid,
             samples_done=float(progress.get("samplesDone") or 0.0),
             epoch=float(progress.get("epoch") or 0.0),
             batch_size=int(batch) if batch else None,
@@ -126,7 +130,9 @@ class ProgressLedger:
         """Check `report` against `context` and what is recorded; record it; build the reply."""
         key = (report.namespace, report.job)
         with self._lock:
-            previous = self._records.get(key, JobProgressRecord())
+            previous = self._records.get(key)
+            if previous is None or previous.uid != context.uid:
+                previous = JobProgressRecord(uid=context.uid)
             verdict = check_report(report, context, recorded_samples=previous.samples_done,
                                    recorded_epoch=previous.epoch, recorded_batch_size=previous.batch_size)
             self._records[key] = previous.updated(verdict, worker=report.worker, now=self._clock())
@@ -136,17 +142,20 @@ class ProgressLedger:
                                     reason=verdict.reason),
         )
 
-    def get(self, namespace: str, job: str) -> JobProgressRecord | None:
+    def get(self, namespace: str, job: str, uid: str | None = None) -> JobProgressRecord | None:
+        """The job's record; with `uid`, only if it is that TrainingJob's (not a deleted namesake's)."""
         with self._lock:
-            return self._records.get((namespace, job))
+            record = self._records.get((namespace, job))
+        return record if record is not None and (uid is None or record.uid == uid) else None
 
     def restore(self, namespace: str, job: str, progress: Mapping[str, Any] | None,
-                reports: Mapping[str, Any] | None = None) -> JobProgressRecord:
-        """Seed a job from its persisted status (progress, reports); keeps whichever has more samples."""
-        persisted = JobProgressRecord.from_status(progress or {}, reports)
+                reports: Mapping[str, Any] | None = None, uid: str = "") -> JobProgressRecord:
+        """Seed a job from its persisted status (progress, reports); keeps whichever has more samples,
+        and replaces a record of another uid."""
+        persisted = JobProgressRecord.from_status(progress or {}, reports, uid)
         with self._lock:
             current = self._records.get((namespace, job))
-            if current is None or persisted.samples_done > current.samples_done:
+            if current is None or current.uid != uid or persisted.samples_done > current.samples_done:
                 self._records[(namespace, job)] = persisted
                 return persisted
             return current
@@ -154,6 +163,14 @@ class ProgressLedger:
     def forget(self, namespace: str, job: str) -> None:
         with self._lock:
             self._records.pop((namespace, job), None)
+
+    def retain(self, jobs: set[tuple[str, str, str]]) -> int:
+        """Keep only the records of these (namespace, name, uid); returns how many were dropped."""
+        with self._lock:
+            gone = [key for key, record in self._records.items() if (*key, record.uid) not in jobs]
+            for key in gone:
+                del self._records[key]
+        return len(gone)
 
     def jobs(self) -> list[tuple[str, str]]:
         with self._lock:
@@ -163,7 +180,8 @@ class ProgressLedger:
         """Every record as {"<namespace>/<job>": {"progress": ..., "reports": ...}} (percent against no total)."""
         with self._lock:
             items = list(self._records.items())
-        return {f"{ns}/{job}": {"progress": record.progress_status(math.inf), "reports": record.reports_status()}
+        return {f"{ns}/{job}": {"progress": record.progress_status(math.inf), "reports": record.reports_status(),
+                                "uid": record.uid}
                 for (ns, job), record in items}
 
     @classmethod
@@ -171,5 +189,5 @@ class ProgressLedger:
         ledger = cls(clock)
         for key, entry in data.items():
             namespace, _, job = key.partition("/")
-            ledger.restore(namespace, job, entry.get("progress"), entry.get("reports"))
+            ledger.restore(namespace, job, entry.get("progress"), entry.get("reports"), str(entry.get("uid") or ""))
         return ledger

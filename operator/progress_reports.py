@@ -84,6 +84,7 @@ class JobContext:
     gpus_per_worker: int = 1
     gpu_fraction: float = 1.0               # maxUtilization/100 for a job on a GPU share
     checkpoint_requested: bool = False
+    uid: str = ""                           # the TrainingJob's: a re-created namesake starts from zero
 
     def allocation_view(self) -> AllocationView:
         allocation = self.allocation
@@ -117,6 +118,7 @@ def job_context(job_body: dict[str, Any], *, book: ProfileBook, allocation: JobA
         gpus_per_worker=spec.gpus_per_worker,
         gpu_fraction=spec.gpu_share.max_utilization / 100 if spec.gpu_share else 1.0,
         checkpoint_requested=checkpoint_requested,
+        uid=str((job_body.get("metadata") or {}).get("uid") or ""),
     )
 
 

@@ -56,13 +56,22 @@ def with_live_progress(job_body: dict[str, Any]) -> dict[str, Any]:
     one before a restart, may have stored a report this ledger has not seen)."""
     channel = _channel.current
     metadata = job_body["metadata"]
+    namespace, name, uid = metadata["namespace"], metadata["name"], str(metadata["uid"])
     stored = (job_body.get("status") or {}).get("progress")
-    if channel is None or (stored is None and channel.ledger.get(metadata["namespace"], metadata["name"]) is None):
-        return job_body  # nothing reported yet
-    record = channel.ledger.restore(metadata["namespace"], metadata["name"], stored)
+    if channel is None or (stored is None and channel.ledger.get(namespace, name, uid) is None):
+        return job_body  # nothing reported yet (a deleted namesake's reports are not this job's)
+    record = channel.ledger.restore(namespace, name, stored, uid=uid)
     work = job_body["spec"]["work"]
     progress = record.progress_status(float(work["epochs"] * work["samplesPerEpoch"]))
     return {**job_body, "status": {**(job_body.get("status") or {}), "progress": progress}}
+
+
+def forget_gone_jobs(jobs: list[dict[str, Any]]) -> None:
+    """Drop the progress records of TrainingJobs that no longer exist (deleted, or re-created: new uid)."""
+    channel = _channel.current
+    if channel is not None:
+        channel.ledger.retain({(j["metadata"]["namespace"], j["metadata"]["name"], str(j["metadata"]["uid"]))
+                               for j in jobs})
 
 
 class _RoundPlans:

@@ -54,7 +54,9 @@ class RoundLoop:
         started = time.perf_counter()
         config = self.config.refresh()
         plugins = self._plugins_for(config.scheduler)
-        jobs = [reconciler.with_live_progress(job) for job in reconciler.list_jobs()]
+        listed = reconciler.list_jobs()
+        reconciler.forget_gone_jobs(listed)
+        jobs = [reconciler.with_live_progress(job) for job in listed]
         nodes = [kube.api_client().sanitize_for_serialization(n) for n in kube.core().list_node().items]
         selector = f"{contracts.LABEL_MANAGED_BY}={contracts.MANAGED_BY}"
         pods = [kube.api_client().sanitize_for_serialization(p)

@@ -10,7 +10,7 @@ import pytest
 from stretto.sdk.environment import PROGRESS_TOKEN_KEY, progress_secret_name
 from stretto.sdk.reporter import ProgressRejected, Reporter
 from tests.integration.harness import Harness, wait_for
-from tests.integration.test_walking_skeleton import create_job, get_job, running_workers, training_job
+from tests.integration.test_walking_skeleton import create_job, get_job, running_workers, training_job, worker_pods
 
 SAMPLES_PER_EPOCH = 50000  # training_job's work: 10 epochs of 50,000 samples
 
@@ -112,3 +112,23 @@ def test_workers_that_exited_0_end_the_job_even_without_its_last_report(harness:
     status = wait_for(lambda: (s := get_job(custom, namespace, "quiet").get("status") or {}).get("phase")
                       == "Succeeded" and s, 60, "the job to end Succeeded")
     assert status["message"] == "all 1 workers exited 0 (last report: 0 epochs)"
+
+
+def test_a_job_applied_again_under_its_name_starts_from_zero_and_runs(harness: Harness, core, custom, namespace):
+    create_job(custom, namespace, adaptive_job("again"))
+    wait_for(lambda: running_workers(core, namespace, "again", 1), 120, "the first job's worker")
+    reporter = Reporter(url=harness.progress_url, token=job_token(core, namespace, "again"),
+                        namespace=namespace, job="again")
+    assert reporter.report(epoch=10, samples_done=10 * SAMPLES_PER_EPOCH, samples_per_second=800, batch_size=32,
+                           force=True).sent
+    wait_for(lambda: (get_job(custom, namespace, "again").get("status") or {}).get("phase") == "Succeeded", 60,
+             "the first job to finish")
+    custom.delete_namespaced_custom_object("stretto.io", "v1alpha1", namespace, "trainingjobs", "again")
+    wait_for(lambda: not worker_pods(core, namespace, "again") and not [
+        j for j in custom.list_namespaced_custom_object("stretto.io", "v1alpha1", namespace, "trainingjobs")["items"]],
+        60, "the first job and its workers to be gone")
+
+    create_job(custom, namespace, adaptive_job("again"))
+    wait_for(lambda: running_workers(core, namespace, "again", 1), 120, "the second job's worker")
+    status = get_job(custom, namespace, "again").get("status") or {}
+    assert status.get("phase") in ("Pending", "Running") and (status.get("progress") or {}).get("samplesDone", 0) == 0

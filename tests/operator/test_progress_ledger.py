@@ -10,7 +10,7 @@ from stretto.api.models import Progress
 from stretto.core.predictors.bayesian_regime import predict_job
 from stretto.core.snapshots import AdaptationMode, JobState
 from stretto.operator.progress_ledger import JobProgressRecord, ProgressLedger, extend_history
-from tests.operator.progress_fixtures import BOOK, context, report
+from tests.operator.progress_fixtures import BOOK, context, job_body, report
 
 EPOCH = 50_000
 
@@ -72,7 +72,7 @@ def test_a_record_round_trips_through_status_progress():
     assert (shown.epoch, shown.batch_size, shown.samples_done) == (2.5, 64, 2.5 * EPOCH)
     assert record.reports_status() == {"lastReportTime": 7.0, "lastWorker": 0, "reports": 2, "flaggedReports": 0,
                                        "lastFlag": ""}
-    assert JobProgressRecord.from_status(status, record.reports_status()) == record
+    assert JobProgressRecord.from_status(status, record.reports_status(), record.uid) == record
     assert JobProgressRecord.from_status(status).samples_done == record.samples_done  # bookkeeping optional
 
 
@@ -84,10 +84,24 @@ def test_the_whole_ledger_round_trips_and_restore_never_loses_progress():
     assert copy.jobs() == ledger.jobs() == [("ns", "job"), ("ns", "other")]
     assert all(copy.get(*key) == ledger.get(*key) for key in ledger.jobs())
     stale = JobProgressRecord(samples_done=EPOCH).progress_status(10 * EPOCH)
-    assert ledger.restore("ns", "job", stale).samples_done == 4 * EPOCH  # an older status does not win
+    assert ledger.restore("ns", "job", stale, uid="uid-job").samples_done == 4 * EPOCH  # an older status loses
     assert ledger.restore("ns", "new", stale).samples_done == EPOCH
     ledger.forget("ns", "new")
     assert ledger.get("ns", "new") is None
+
+
+def test_a_job_applied_again_under_its_name_starts_from_zero_and_gone_jobs_are_dropped():
+    ledger = ProgressLedger()
+    feed(ledger, [(4.0, 64)])                                       # the first "job" (uid-job) did 4 epochs
+    assert ledger.get("ns", "job", "uid-job").samples_done == 4 * EPOCH
+    again = job_body()
+    again["metadata"]["uid"] = "uid-again"
+    assert ledger.get("ns", "job", "uid-again") is None             # its namesake's progress is not its own
+    ledger.ingest(report(epoch=0.5, samples_done=0.5 * EPOCH), context(again))
+    assert ledger.get("ns", "job", "uid-again").samples_done == 0.5 * EPOCH
+    assert ledger.restore("ns", "job", None, uid="uid-again").samples_done == 0.5 * EPOCH
+    assert ledger.retain({("ns", "job", "uid-again")}) == 0
+    assert ledger.retain(set()) == 1 and ledger.jobs() == []
 
 
 def test_concurrent_reports_keep_the_largest_and_count_every_one():
