@@ -166,6 +166,7 @@ STRETTO_SETS_POD_FIELDS: dict[str, str] = {
     "nodeName": "the round's packer picks each worker's node and the scheduler extender binds it",
     "schedulerName": f"every worker is placed by {contracts.SCHEDULER_NAME}",
     "hostname": "each worker's hostname is its pod name, for the rendezvous",
+    "hostnameOverride": "each worker's hostname is its pod name, for the rendezvous",
     "subdomain": "workers get the job's headless Service as their subdomain",
     "terminationGracePeriodSeconds": "it comes from spec.checkpoint.gracePeriodSeconds",
 }
