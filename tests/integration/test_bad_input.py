@@ -279,7 +279,7 @@ def test_a_job_whose_workers_the_api_refuses_waits_alone_and_says_why(harness: H
     log = harness.log("operator")[operator_log_start:]
     assert not re.search(r"round \d+ failed", log), log[-4000:]
     assert "failed; the other jobs go on" not in log and "Traceback" not in log, log[-4000:]
-    # The operator logs each record twice (its own format and kopf's); count one format.
+    # Records in the operator's format (asctime levelname name: message), so a second handler cannot double them.
     refusals = re.findall(rf"^\S+ \S+ WARNING stretto\.operator\.reconciler: {namespace}/poison: the API server "
                           "refused worker 0", log, flags=re.MULTILINE)
     assert len(refusals) == 1, log[-4000:]
