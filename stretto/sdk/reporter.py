@@ -36,6 +36,9 @@ from stretto.sdk.environment import (
 log = logging.getLogger(__name__)
 
 _REFUSED = (400, 401, 403, 422)  # the report itself is wrong: retrying cannot help
+# After a report that did not get through, the next unforced one waits (doubling, up to the max), so a
+# training loop that reports every step does not stall on an operator that is down.
+FIRST_BACKOFF_S, MAX_BACKOFF_S = 0.5, 30.0
 
 
 class ProgressNotStored(TimeoutError):
@@ -115,6 +118,8 @@ class Reporter:
         self._last_sent_at: float | None = None
         self._last_batch_size: int | None = None
         self._state = ProgressState()
+        self._failures = 0                 # reports in a row that did not reach a storing operator
+        self._retry_at: float | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Reporter:
@@ -174,7 +179,8 @@ class Reporter:
         now = self._clock()
         due = (force or self._last_sent_at is None or batch_size != self._last_batch_size
                or now - self._last_sent_at >= self.min_interval_s)
-        if not due:
+        backing_off = not force and self._retry_at is not None and now < self._retry_at
+        if not due or backing_off:
             return ProgressState(self._state.allocation, self._state.checkpoint_requested, self._state.accepted)
         body = {"namespace": self.namespace, "job": self.job, "worker": self.worker, "epoch": float(epoch),
                 "samples_done": None if samples_done is None else float(samples_done),
@@ -182,7 +188,16 @@ class Reporter:
                 "timestamp": time.time()}
         reply = self._post(body)
         if reply is None:
+            self._failures += 1
+            wait = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** (self._failures - 1))
+            self._retry_at = now + wait
+            log.warning("progress of %s/%s not stored (%d in a row); the next report goes in %.1fs at the "
+                        "earliest", self.namespace, self.job, self._failures, wait)
             return ProgressState(self._state.allocation, self._state.checkpoint_requested, self._state.accepted)
+        if self._failures:
+            log.info("progress of %s/%s stored again after %d failed reports", self.namespace, self.job,
+                     self._failures)
+        self._failures, self._retry_at = 0, None
         self._last_sent_at, self._last_batch_size = now, batch_size
         self._state = _state_from_wire(reply)
         return self._state

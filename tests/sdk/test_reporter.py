@@ -140,3 +140,28 @@ def test_finish_gives_up_loudly_at_its_deadline():
         reporter(url, clock=clock).finish(epoch=10.0, samples_per_second=900.0, batch_size=32,
                                           timeout_s=10.0, first_retry_s=0.5, max_retry_s=4.0, sleep=sleep)
     assert operator.ledger.get("ns", "job") is None
+
+
+def test_an_unreachable_operator_is_retried_with_backoff_not_on_every_step(caplog):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    clock = FakeClock()
+    operator = Operator(JOB)
+    with serving(operator.app()) as url:
+        sdk = reporter(url, min_interval_s=0.0, clock=clock)
+        live = sdk.endpoint
+        sdk.endpoint = f"http://127.0.0.1:{closed_port}/v1/progress"
+        attempts = []
+        for step in range(40):                      # a training loop reporting every 0.1 s for 4 s
+            clock.now = step * 0.1
+            before = len(caplog.records)
+            sdk.report(epoch=0.1, samples_per_second=900.0, batch_size=32)
+            attempts += [clock.now] if len(caplog.records) > before else []
+        assert attempts == pytest.approx([0.0, 0.5, 1.5, 3.5])  # backing off 0.5, 1, 2 s
+        assert "not stored (3 in a row)" in caplog.text
+        sdk.endpoint = live
+        clock.now = 8.0
+        assert sdk.report(epoch=0.2, samples_per_second=900.0, batch_size=32).sent   # back, and stored
+        clock.now = 8.1
+        assert sdk.report(epoch=0.3, samples_per_second=900.0, batch_size=32).sent   # no backoff left
