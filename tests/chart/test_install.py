@@ -81,9 +81,9 @@ def manifest(tools: Tools, release: Release, kind: str, name: str, namespace: st
     return dict(json.loads(out))
 
 
-def training_job(name: str, workers: int) -> dict[str, Any]:
+def training_job(name: str, workers: int, max_workers: int | None = None) -> dict[str, Any]:
     return {"apiVersion": contracts.API_VERSION, "kind": "TrainingJob", "metadata": {"name": name},
-            "spec": {"workers": {"min": workers, "max": workers}, "gpusPerWorker": 1,
+            "spec": {"workers": {"min": workers, "max": max_workers or workers}, "gpusPerWorker": 1,
                      "work": {"epochs": 100, "samplesPerEpoch": 1000000},
                      "adaptation": {"mode": "none", "batchSizes": [64]},
                      "template": {"spec": {"containers": [{"name": "trainer", "image": "example.com/trainer:1"}]}}}}
@@ -136,7 +136,8 @@ def test_rendered_chart_passes_a_strict_server_side_dry_run(tools: Tools, releas
 def test_helm_install_of_the_readmes_command_on_a_fresh_cluster(tools: Tools, release: Release,
                                                                  core: client.CoreV1Api, extender_port: int):
     helm(tools, release, "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--create-namespace",
-         "--set", f"scheduler.extenderPort={extender_port}")
+         "--set", f"scheduler.extenderPort={extender_port}",  # a free port: the extender runs on this machine
+         "--set", "operator.config.roundSeconds=2", "--set", "operator.config.checkpointNoticeSeconds=1")
     for component in ("operator", "scheduler", "node-daemon"):
         wait_for(lambda c=component: [p for p in pods_of(core, NAMESPACE, c) if p.status.phase == "Running"],
                  90, f"the release's {component} pod to run (on a kwok node)")
@@ -172,6 +173,30 @@ def test_components_as_their_service_accounts_bind_workers_through_the_extender(
     assert secret.data
     for name in ("kube-scheduler", "extender", "operator", "node-daemon"):
         assert release.alive(name), f"{name} exited:\n{release.log(name)[-3000:]}"
+    assert_no_refusals(release)
+
+
+def test_a_job_shrinks_through_a_checkpoint_notice(release: Release, core: client.CoreV1Api,
+                                                   custom: client.CustomObjectsApi):
+    """The operator's writes beyond creation: a worker asked to checkpoint (annotated), then deleted.
+
+    Kept to 7 of a node's 8 GPUs: a plan that fills a node does not fit beside the node daemon's pod
+    (the round does not count other pods' CPU and memory; see the issue's closing note)."""
+    namespace = f"team-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    args = (contracts.GROUP, contracts.VERSION, namespace, contracts.TRAININGJOB_PLURAL)
+    custom.create_namespaced_custom_object(*args, training_job("grow", 1, 4))
+    wait_for(lambda: bound_workers(core, namespace, "grow", 4), 120, "the elastic job grown to 4 workers")
+    custom.patch_namespaced_custom_object(*args, "grow", {"spec": {"workers": {"max": 2}}})
+    def asked_to_checkpoint() -> list[str]:
+        return [p.metadata.name for p in core.list_namespaced_pod(namespace).items
+                if contracts.ANNOTATION_CHECKPOINT_REQUESTED in (p.metadata.annotations or {})]
+
+    wait_for(lambda: len(asked_to_checkpoint()) == 2, 60, "the 2 surplus workers annotated to checkpoint",
+             interval=0.1)
+    wait_for(lambda: bound_workers(core, namespace, "grow", 2), 90, "the job shrunk to 2 workers")
+    custom.delete_namespaced_custom_object(*args, "grow")
+    wait_for(lambda: not core.list_namespaced_pod(namespace).items, 90, "its workers to be collected")
     assert_no_refusals(release)
 
 
