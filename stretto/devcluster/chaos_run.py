@@ -37,6 +37,7 @@ from stretto.sim.metrics import summarise
 log = logging.getLogger(__name__)
 NAMESPACE = "stretto-chaos"
 RESTART_WINDOW_S = 15.0  # after a planned extender kill, a refused connection is that kill's doing
+IN_FLIGHT_S = 5.0        # and so is a reset of a request sent this long before it (answered in < 1 s)
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,7 @@ def run_chaos(cluster: DevCluster, state: ClusterState, settings: ChaosSettings,
         outcome.makespan_s, outcome.avg_jct_s = summary.makespan_s, summary.avg_jct_s
     outcome.fuzz = fuzzer.report
     for sent_at, what in fuzzer.report.dropped:
-        if any(0 <= sent_at - t <= RESTART_WINDOW_S for t in extender_restarts):
+        if any(-IN_FLIGHT_S <= sent_at - t <= RESTART_WINDOW_S for t in extender_restarts):
             outcome.fuzz_unanswered_while_killed += 1
         else:
             outcome.fuzz_unanswered_otherwise.append(what)
