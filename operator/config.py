@@ -17,7 +17,6 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stretto.core.registries import PluginSpec
 from stretto.core.rounds import RoundConfig, build_plugins
 from stretto.operator import kube
 
@@ -25,17 +24,12 @@ log = logging.getLogger(__name__)
 CONFIG_KEY = "config.yaml"
 
 
-def _default_scheduler() -> RoundConfig:
-    return RoundConfig(predictor=PluginSpec(name="bayesian-regime"), policy=PluginSpec(name="elastic"),
-                       packer=PluginSpec(name="proportional"))
-
-
 class OperatorConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     round_seconds: float = Field(60.0, ge=0.5, le=3600, alias="roundSeconds",
                                  description="seconds between scheduling rounds")
-    scheduler: RoundConfig = Field(default_factory=_default_scheduler)
+    scheduler: RoundConfig = Field(default_factory=RoundConfig)  # the one default round (stretto.core.rounds)
     checkpoint_notice_seconds: float = Field(10.0, ge=0, le=3600, alias="checkpointNoticeSeconds",
                                              description="time a worker is asked to checkpoint before removal")
     @field_validator("scheduler")

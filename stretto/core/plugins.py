@@ -15,9 +15,14 @@ from stretto.core.snapshots import ClusterSnapshot
 
 @runtime_checkable
 class Predictor(Protocol):
-    """Estimates each job's remaining work and time (and, later, its batch-size regimes)."""
+    """Estimates each job's remaining work and time (and, later, its batch-size regimes).
+
+    `oracle` is True for a predictor that reads what a live cluster cannot know (a simulated job's
+    future batch-size schedule): results with it are labelled oracle results.
+    """
 
     name: ClassVar[str]
+    oracle: ClassVar[bool]
 
     def predict(self, snapshot: ClusterSnapshot) -> Predictions: ...
 

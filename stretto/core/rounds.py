@@ -22,11 +22,14 @@ UNREQUESTED_REASON = "not selected by the policy this round"
 
 
 class RoundConfig(BaseModel):
-    """Which plugins a round uses: the shape of the `scheduler:` block of the operator's config."""
+    """Which plugins a round uses: the shape of the `scheduler:` block of the operator's config.
+
+    Its defaults are Stretto's one default round (the operator, the demo, the chart and the README).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    predictor: PluginSpec = Field(default_factory=lambda: PluginSpec(name="planned-schedule"))
-    policy: PluginSpec = Field(default_factory=lambda: PluginSpec(name="fifo"))
+    predictor: PluginSpec = Field(default_factory=lambda: PluginSpec(name="bayesian-regime"))
+    policy: PluginSpec = Field(default_factory=lambda: PluginSpec(name="elastic"))
     packer: PluginSpec = Field(default_factory=lambda: PluginSpec(name="proportional"))
 
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from stretto import contracts
 from stretto.core.profiles import ProfileBook
-from stretto.core.registries import PluginSpec
 from stretto.core.rounds import RoundConfig, build_plugins
 from stretto.core.snapshots import NodeState
 from stretto.devcluster.fake_nodes import NodeShape, node_name
@@ -27,9 +26,8 @@ from stretto.sim.workloads import WorkloadError, WorkloadJob, read_workload
 
 DEMO_WORKLOAD = Path(__file__).resolve().parents[2] / "manifests" / "demo" / "workload.jsonl"
 SMALL_WORKLOAD = Path(__file__).resolve().parents[2] / "manifests" / "demo" / "workload-small.jsonl"
-# The operator's default scheduler (stretto.operator.config): the live run and the simulation both use it.
-ROUND_CONFIG = RoundConfig(predictor=PluginSpec(name="bayesian-regime"), policy=PluginSpec(name="elastic"),
-                           packer=PluginSpec(name="proportional"))
+# The one default round (stretto.core.rounds.RoundConfig): the live run and the simulation both use it.
+ROUND_CONFIG = RoundConfig()
 WORKER_IMAGE = "ghcr.io/example/trainer:latest"  # kwok runs nothing; the emulator plays the workers
 
 

@@ -43,7 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--cluster", required=True, help="NxG[,cpus=C][,memory=M] (e.g. 4x8,cpus=24,memory=500Gi) or a file")
     p.add_argument("--policy", default="fifo", help="policy name(s), comma-separated")
     p.add_argument("--packer", default="proportional", help="packer name(s), comma-separated")
-    p.add_argument("--predictor", default="planned-schedule", help="predictor name")
+    p.add_argument(
+        "--predictor",
+        default=RoundConfig().predictor.name,
+        help="predictor name (default: the operator's, %(default)s); planned-schedule is an oracle (it reads the "
+        "simulated jobs' future batch sizes) and its rows say so",
+    )
     p.add_argument("--policy-args", default="{}", metavar="JSON",
                    help='arguments for every policy given, e.g. \'{"planner": "market"}\'')
     p.add_argument("--packer-args", default="{}", metavar="JSON",
@@ -163,8 +168,8 @@ def write_job_csv(result: SimulationResult, path: Path) -> None:
             )
 
 
-def _table(rows: list[tuple[str, str, Summary]]) -> Table:
-    table = Table(title="stretto simulate")
+def _table(rows: list[tuple[str, str, Summary]], predictor: str, *, oracle: bool = False) -> Table:
+    table = Table(title=f"stretto simulate (predictor {predictor})")
     for column in (
         "policy",
         "packer",
@@ -180,7 +185,7 @@ def _table(rows: list[tuple[str, str, Summary]]) -> Table:
         table.add_column(column, justify="left" if column in ("policy", "packer") else "right")
     for policy, packer, s in rows:
         table.add_row(
-            policy,
+            f"{policy} (oracle)" if oracle else policy,
             packer,
             f"{s.makespan_s / 3600:.2f}",
             f"{s.avg_jct_s / 3600:.2f}",
@@ -234,7 +239,9 @@ def run(args: argparse.Namespace) -> int:
             task = progress.add_task(f"{combo[0]} × {combo[1]}", total=len(workload))
             results[combo] = sim.run(lambda _t, done, _n, task=task: progress.update(task, completed=done))
     rows = [(p, k, summarise(r)) for (p, k), r in results.items()]
-    console.print(_table(rows))
+    oracle = any(p.predictor.oracle for p in plugins.values())
+    predictor_label = f"{args.predictor} (oracle)" if oracle else args.predictor
+    console.print(_table(rows, predictor_label, oracle=oracle))
     if args.out is not None:
         out: Path = args.out
         out.mkdir(parents=True, exist_ok=True)
@@ -245,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
                     "policy": policy,
                     "packer": packer,
                     "predictor": args.predictor,
+                    "oracle": oracle,
                     **asdict(s),
                     "round_seconds": config.round_seconds,
                     "restore_overhead_s": config.restore_overhead_s,

@@ -100,6 +100,7 @@ def predict_job(job: JobState, *, tolerance: float) -> JobPrediction:
 
 class BayesianRegimePredictor:
     name: ClassVar[str] = NAME
+    oracle: ClassVar[bool] = False
 
     def __init__(self, args: BayesianRegimeArgs) -> None:
         self.args = args

@@ -25,6 +25,7 @@ ARGS = CurrentBatchArgs
 
 class CurrentBatchPredictor:
     name: ClassVar[str] = NAME
+    oracle: ClassVar[bool] = False
 
     def __init__(self, args: CurrentBatchArgs) -> None:
         self.args = args

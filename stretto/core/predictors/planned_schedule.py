@@ -26,6 +26,7 @@ ARGS = PlannedScheduleArgs
 
 class PlannedSchedulePredictor:
     name: ClassVar[str] = NAME
+    oracle: ClassVar[bool] = True
 
     def __init__(self, args: PlannedScheduleArgs) -> None:
         self.args = args
