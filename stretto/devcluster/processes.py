@@ -69,12 +69,31 @@ def start(name: str, argv: list[str] | tuple[str, ...], log_dir: Path, env: dict
                          extra_env=extra_env)
 
 
+RESTART_ATTEMPTS = 5
+
+
 def restart(record: ProcessRecord, log_dir: Path) -> ProcessRecord:
-    """SIGKILL the process (if it still runs) and start it again as it was started."""
+    """SIGKILL the process (if it still runs) and start it again as it was started.
+
+    A big process (kube-apiserver under load) can take seconds to die and free its port; the new one
+    then fails at once with "address already in use", so that start is tried again."""
     if not record.argv:
         raise ValueError(f"{record.name} was recorded without its command line; it cannot be restarted")
-    kill(record)
-    return start(record.name, record.argv, log_dir, env={**os.environ, **record.extra_env})
+    if not kill(record, wait_seconds=30):
+        raise RuntimeError(f"{record.name} (pid {record.pid}) did not die within 30 s of SIGKILL")
+    for _ in range(RESTART_ATTEMPTS):
+        size = Path(record.log).stat().st_size if Path(record.log).exists() else 0
+        fresh = start(record.name, record.argv, log_dir, env={**os.environ, **record.extra_env})
+        time.sleep(1.0)
+        if fresh.alive():
+            return fresh
+        _reap(fresh.pid)
+        with Path(fresh.log).open("rb") as log:
+            log.seek(size)
+            if b"address already in use" not in log.read():
+                raise RuntimeError(f"{record.name} exited at once after a restart; see {fresh.log}")
+        time.sleep(1.0)
+    raise RuntimeError(f"{record.name} could not get its port back after {RESTART_ATTEMPTS} starts; see {record.log}")
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -107,14 +126,17 @@ def stop(record: ProcessRecord, grace_seconds: float = 10.0) -> None:
         time.sleep(0.1)
 
 
-def kill(record: ProcessRecord) -> None:
-    """SIGKILL at once: what a crash looks like to the rest of the cluster."""
+def kill(record: ProcessRecord, wait_seconds: float = 2.5) -> bool:
+    """SIGKILL at once: what a crash looks like to the rest of the cluster. True once it is gone."""
     if record.alive():
         _signal_group(record.pid, signal.SIGKILL)
-    for _ in range(50):
+    deadline = time.monotonic() + wait_seconds
+    while True:
         _reap(record.pid)
         if not record.alive():
-            return
+            return True
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.05)
 
 
