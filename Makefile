@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-down test lint native clean help
+.PHONY: demo demo-down test chaos lint native clean help
 
 help:
 	@echo "make demo       build what is needed, start a local control plane with fake GPU nodes, run the demo"
 	@echo "make demo-down  stop the demo's control plane"
 	@echo "make test       the whole test suite (unit, simulator, shim, integration on a real control plane)"
+	@echo "make chaos      the demo workload while the operator, extender, kube-apiserver and etcd are killed (~40 min)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,10 @@ lint: $(STAMP)
 test: $(STAMP) native lint
 	$(BIN)/stretto dev-cluster build --chart-tools
 	$(BIN)/pytest
+
+chaos: $(STAMP) native
+	$(BIN)/stretto dev-cluster build
+	$(BIN)/python bench/bench_chaos.py
 
 clean:
 	rm -rf $(VENV) gpu_interceptor/native/build
