@@ -3,8 +3,8 @@
 These models are the single source of the API: the CRD's OpenAPI schema is generated from them
 (`stretto.api.crd`), the checked-in CRD under manifests/ must match, and the operator parses the
 objects it watches with them. Rules that span fields are CEL `x-kubernetes-validations`, so the API
-server itself refuses an invalid TrainingJob with a message that names the field; `validate_rules`
-applies the same rules in Python for code that builds specs without an API server.
+server itself refuses an invalid TrainingJob with a message that names the field; the models'
+validators apply the same rules in Python, for code that builds specs without an API server.
 """
 
 from __future__ import annotations
