@@ -1,4 +1,9 @@
-"""The service each job has received, advanced once per round: what LAS, Themis and ρ are based on."""
+"""The service each job has received: what LAS, Themis and ρ are based on.
+
+Stored as of the last change of the job's running GPUs (`updatedAt`), with the GPUs it has held
+since: a round that changes nothing about a job changes nothing in its status (and writes
+nothing), and `attained_at` extrapolates to any moment.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +23,10 @@ def advance(previous: dict[str, Any] | None, running_gpus: int, now: dt.datetime
     """`status.accounting` after the time since its last update, during which the job held `running_gpus`.
 
     The GPUs running now are charged for the whole interval since the last update (rounds are short
-    against jobs, and the round loop advances every job every round).
+    against jobs). Unchanged running GPUs: `previous` itself, as stored.
     """
+    if previous and previous.get("updatedAt") and previous.get("runningGpus", 0) == running_gpus:
+        return previous
     previous = previous or {}
     last = _parse(previous.get("updatedAt"))
     elapsed = max(0.0, (now - last).total_seconds()) if last else 0.0
@@ -34,3 +41,15 @@ def advance(previous: dict[str, Any] | None, running_gpus: int, now: dt.datetime
         "updatedAt": _format(now),
     }
     return {key: value for key, value in accounting.items() if value is not None}
+
+
+def attained_at(accounting: dict[str, Any], now: dt.datetime | None) -> tuple[float, float]:
+    """(attained GPU-seconds, run seconds) at `now`: the stored figures plus what the held GPUs have accrued
+    since (None: as stored)."""
+    attained = float(accounting.get("attainedGpuSeconds") or 0.0)
+    run = float(accounting.get("runSeconds") or 0.0)
+    last, gpus = _parse(accounting.get("updatedAt")), int(accounting.get("runningGpus") or 0)
+    if now is None or last is None or gpus <= 0:
+        return attained, run
+    elapsed = max(0.0, (now - last).total_seconds())
+    return attained + gpus * elapsed, run + elapsed

@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         os.environ["STRETTO_LEADER_ELECTION"] = args.leader_election
     if args.lease_seconds is not None:
         os.environ["STRETTO_LEASE_SECONDS"] = str(args.lease_seconds)
+    if args.namespace:  # the cache's lists follow kopf's watches
+        os.environ["STRETTO_WATCH_NAMESPACES"] = ",".join(args.namespace)
     if args.progress_url:
         os.environ["STRETTO_PROGRESS_URL"] = args.progress_url
     import kopf

@@ -1,10 +1,12 @@
-"""kopf wiring: the round loop, and level-triggered reconciles on TrainingJob and pod events.
+"""kopf wiring: the watches feed the cluster cache; the round loop does everything else.
 
-No policy lives here. The round loop (`round_loop.RoundLoop`) decides every job's plan; events (a
-job or one of its pods changed) call the same idempotent `reconciler.reconcile` against the latest
-plans, and a new or changed job wakes the loop for an early round. Missing an event, or processing
-one twice, is harmless. The operator adds no finalizer, so deleting a TrainingJob never waits for
-the operator: its pods and Service go through garbage collection of their ownerReferences.
+No policy lives here and no handler calls the API. kopf's watch streams (TrainingJobs, the worker
+pods and Services Stretto manages, nodes) go into the `ClusterCache` held in kopf's memo, which
+marks the job a change belongs to dirty; a new, changed or deleted job wakes the loop for an early
+round. Missing an event, or processing one twice, is harmless: the loop primes the cache with one list
+per kind when it starts leading, and every pass is level-triggered. The operator adds no finalizer,
+so deleting a TrainingJob never waits for the operator: its pods and Service go through garbage
+collection of their ownerReferences.
 """
 
 from __future__ import annotations
@@ -13,17 +15,22 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 from typing import Any
 
 import kopf
 
 from stretto import contracts
-from stretto.operator import reconciler
+from stretto.operator.cluster_cache import ClusterCache, Kind
+from stretto.operator.events import EventRecorder
 from stretto.operator.leader import DEFAULT_LEASE_SECONDS, AlwaysLeader, LeaseElector
+from stretto.operator.policy_store import PolicyStore
 from stretto.operator.progress_channel import channel_from_environment, operator_namespace
+from stretto.operator.reconciler import Reconciler
 from stretto.operator.round_loop import RoundLoop
 
 log = logging.getLogger(__name__)
+MANAGED = {contracts.LABEL_MANAGED_BY: contracts.MANAGED_BY}
 
 
 @kopf.on.startup()
@@ -38,10 +45,18 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.request_timeout = 60
     channel, host, port = await asyncio.to_thread(channel_from_environment)
     await channel.start(host, port, shared=bool(os.environ.get("STRETTO_LEADER_ELECTION")))
-    reconciler.set_progress_channel(channel)
     memo.progress = channel
-    memo.rounds = RoundLoop(elector=_elector())
+    memo.cache = ClusterCache()
+    elector = _elector()
+    identity = getattr(elector, "identity", f"{socket.gethostname()}-{os.getpid()}")
+    memo.rounds = RoundLoop(memo.cache, Reconciler(memo.cache, channel, EventRecorder()), elector=elector,
+                            store=PolicyStore(operator_namespace(), identity), namespaces=_namespaces())
+    memo.cache.on_dirty = memo.rounds.poke
     memo.round_task = asyncio.create_task(memo.rounds.forever())
+
+
+def _namespaces() -> list[str]:
+    return [n for n in os.environ.get("STRETTO_WATCH_NAMESPACES", "").split(",") if n]
 
 
 def _elector() -> LeaseElector | AlwaysLeader:
@@ -65,26 +80,34 @@ async def stop_rounds(memo: kopf.Memo, **_: Any) -> None:
         await channel.stop()
 
 
+def _observe(memo: kopf.Memo, kind: Kind, event: dict[str, Any]) -> None:
+    cache: ClusterCache | None = getattr(memo, "cache", None)
+    body = event.get("object")
+    if cache is not None and isinstance(body, dict) and event.get("type"):
+        cache.observe(kind, str(event["type"]), body)
+
+
 @kopf.on.event(contracts.GROUP, contracts.VERSION, contracts.TRAININGJOB_PLURAL)
 async def on_trainingjob_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _observe(memo, Kind.JOB, event)
     status = body.get("status") or {}
     new_or_changed = event.get("type") == "ADDED" or status.get("observedGeneration") != body.metadata.get(
         "generation")
     rounds = getattr(memo, "rounds", None)
     if rounds is not None and (new_or_changed or event.get("type") == "DELETED"):
         rounds.wakeup.set()  # an arrival, a departure or a new spec: decide now, not at the next tick
-    if event.get("type") == "DELETED":
-        return
-    await asyncio.to_thread(reconciler.reconcile, dict(body))
 
 
-@kopf.on.event("", "v1", "pods", labels={contracts.LABEL_MANAGED_BY: contracts.MANAGED_BY})
-async def on_worker_pod_event(body: kopf.Body, **_: Any) -> None:
-    labels = body.get("metadata", {}).get("labels") or {}
-    job_name = labels.get(contracts.LABEL_JOB)
-    namespace = body.get("metadata", {}).get("namespace")
-    if not job_name or not namespace:
-        return
-    job = await asyncio.to_thread(reconciler.get_job, namespace, job_name)
-    if job is not None:
-        await asyncio.to_thread(reconciler.reconcile, job)
+@kopf.on.event("", "v1", "pods", labels=MANAGED)
+async def on_worker_pod_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    _observe(memo, Kind.POD, event)
+
+
+@kopf.on.event("", "v1", "services", labels=MANAGED)
+async def on_service_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    _observe(memo, Kind.SERVICE, event)
+
+
+@kopf.on.event("", "v1", "nodes")
+async def on_node_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    _observe(memo, Kind.NODE, event)

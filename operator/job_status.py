@@ -50,6 +50,33 @@ def _condition(kind: str, ok: bool, reason: str, message: str,
     }
 
 
+PLANNED_FIELDS = ("plannedWorkers", "plannedGpus", "cpuPerWorker", "memoryPerWorker")
+
+
+def finished_status(phase: str, message: str, previous_conditions: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The status patch of a job that is done (`Succeeded`, or `Failed` for good): it holds and is planned
+    nothing, is not suspended, and its conditions say so, each with the time it changed."""
+    previous = {c["type"]: c for c in previous_conditions or [] if "type" in c}
+    succeeded = phase == "Succeeded"
+    accepted = previous.get("WorkersAccepted") or {}
+    conditions = [
+        _condition("Scheduled", False, "Finished", "the job is finished; it holds no workers", previous),
+        _condition("Running", False, "Finished", "0 workers: the job is finished", previous),
+        _condition("Scaling", False, "Stable", "", previous),
+        _condition("Suspended", False, "NotSuspended", "", previous),
+        _condition("Succeeded", succeeded, "WorkDone" if succeeded else "NotFinished",
+                   message if succeeded else "", previous),
+        _condition("Failed", not succeeded, "WorkerFailed" if not succeeded else "NoFailure",
+                   "" if succeeded else message, previous),
+        _condition("WorkersAccepted", accepted.get("status", "True") == "True", accepted.get("reason", "Accepted"),
+                   accepted.get("message", "the API server accepted the round's plan"), previous),
+    ]
+    allocation: dict[str, Any] = {"gpus": 0, "workers": 0, "nodes": []}
+    allocation |= dict.fromkeys(PLANNED_FIELDS)  # None: the merge patch removes the planned allocation
+    return {"phase": phase, "message": message, "workers": 0, "readyWorkers": 0, "allocation": allocation,
+            "conditions": conditions, "prediction": None}
+
+
 def derive_status(desired: int, pods: list[dict[str, Any]], gpus_per_worker: int,
                   previous_conditions: list[dict[str, Any]] | None = None,
                   waiting_reason: str = "", refusal: Refusal | None = None) -> dict[str, Any]:

@@ -12,3 +12,5 @@ JOBS_BY_PHASE = Gauge("stretto_trainingjobs", "TrainingJobs by phase", ["phase"]
 GPUS_BY_TENANT = Gauge("stretto_allocated_gpus", "GPUs the last round allocated, by tenant", ["tenant"])
 JOB_RHO = Gauge("stretto_job_predicted_rho", "Predicted finish-time fairness per job", ["namespace", "job"])
 SCALE_EVENTS = Counter("stretto_scale_events_total", "Workers added or removed by rounds", ["direction"])
+API_WRITES = Counter("stretto_operator_api_writes_total", "Writes the operator made to the API server",
+                     ["verb", "resource"])

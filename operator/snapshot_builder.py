@@ -28,6 +28,7 @@ from stretto.core.snapshots import (
     PolicyState,
     WorkerPlacement,
 )
+from stretto.operator.accounting import attained_at
 from stretto.operator.reconcile import worker_index
 
 GIB = 2**30
@@ -90,12 +91,13 @@ def current_allocations(pods: list[dict[str, Any]]) -> dict[str, JobAllocation]:
             for key, found in workers.items()}
 
 
-def job_state(body: dict[str, Any], book: ProfileBook) -> JobState:
+def job_state(body: dict[str, Any], book: ProfileBook, now_s: float | None = None) -> JobState:
     job = TrainingJob.model_validate(body)
     spec = job.spec
     status = body.get("status") or {}
     progress = status.get("progress") or {}
     accounting = status.get("accounting") or {}
+    attained, run = attained_at(accounting, dt.datetime.fromtimestamp(now_s, dt.UTC) if now_s is not None else None)
     model = spec.profile.model if spec.profile and spec.profile.model in book else DEFAULT_MODEL
     profile = book.get(model)
     adaptation = spec.adaptation
@@ -116,8 +118,8 @@ def job_state(body: dict[str, Any], book: ProfileBook) -> JobState:
         tenant=job.tenant,
         weight=spec.weight,
         adaptation=AdaptationMode(adaptation.mode if adaptation else "none"),
-        attained_gpu_seconds=float(accounting.get("attainedGpuSeconds") or 0.0),
-        run_seconds=float(accounting.get("runSeconds") or 0.0),
+        attained_gpu_seconds=attained,
+        run_seconds=run,
         first_start_s=_timestamp(accounting.get("firstStart")),
         last_run_end_s=_timestamp(accounting.get("lastRunEnd")),
         batch_size_history=history,
@@ -164,7 +166,7 @@ def build_snapshot(*, now_s: float, round_index: int, round_seconds: float, jobs
     active = [j for j in jobs if not j["metadata"].get("deletionTimestamp")
               and (j.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and not _work_done(j)]
     weights = tenant_weights or {}
-    states = sorted((_weighted(_scaled(job_state(j, book), time_scale), weights) for j in active),
+    states = sorted((_weighted(_scaled(job_state(j, book, now_s), time_scale), weights) for j in active),
                     key=lambda s: (s.arrival_s, s.job_id))
     node_states = tuple(n for n in (node_state(node) for node in nodes) if n is not None)
     previous = current_allocations(pods)

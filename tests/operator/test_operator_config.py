@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from stretto.operator import reconciler
+from stretto.operator import job_prediction
 from stretto.operator.config import ConfigSource, OperatorConfig
 from stretto.operator.snapshot_builder import JobPlan, build_snapshot
 from tests.operator.test_snapshot_builder import BOOK, job, ready_node
@@ -39,15 +39,10 @@ def test_the_snapshot_is_in_training_seconds():
     assert (fast.jobs[0].attained_gpu_seconds, fast.jobs[0].run_seconds) == (300, 150)
 
 
-def test_finish_time_and_rho_convert_training_seconds_to_wall_time(monkeypatch):
+def test_finish_time_and_rho_convert_training_seconds_to_wall_time():
     now = dt.datetime(2026, 1, 1, 0, 1, 40, tzinfo=dt.UTC)  # 100 wall seconds after creation
-    monkeypatch.setattr(reconciler, "_now", lambda: now)
     plan = JobPlan(workers=1, gpus=1, remaining_seconds=3000.0, isolated_seconds=4000.0)
-    try:
-        reconciler.set_plans({}, 0, 3.0, time_scale=30.0)
-        prediction = reconciler._prediction(plan, job("a"))
-    finally:
-        reconciler.set_plans({}, 0, 10.0)
+    prediction = job_prediction.prediction(plan, job("a"), now, time_scale=30.0)
     assert prediction["finishTime"] == "2026-01-01T00:03:20Z"  # 3000 training s = 100 wall s from now
     assert prediction["rho"] == pytest.approx(200 * 30 / 4000)  # 200 wall s since creation = 6000 training s
 

@@ -119,7 +119,8 @@ def test_a_refusal_while_running_keeps_the_phase_and_says_why_it_does_not_grow()
 def test_a_manifest_the_client_refuses_before_sending_is_the_jobs_refusal_too():
     from kubernetes import client
 
-    from stretto.operator.reconciler import PlanRefused, _refused_as
+    from stretto.operator.plan_refusal import PlanRefused
+    from stretto.operator.plan_refusal import refused_as as _refused_as
 
     with pytest.raises(PlanRefused) as refused, _refused_as("worker 0"):
         client.V1ResourceRequirements.model_validate({"limits": {"cpu": 64}})  # the Python client wants "64"
