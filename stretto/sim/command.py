@@ -26,7 +26,7 @@ from stretto.core.rounds import RoundConfig, build_plugins
 from stretto.sim.clusters import ClusterSpecError, parse_cluster_spec
 from stretto.sim.combined_workload import CombinedWorkloadArgs, generate_combined, load_combined_book
 from stretto.sim.generators import GENERATOR_PREFIXES, generate_from_spec
-from stretto.sim.metrics import Summary, rhos, summarise
+from stretto.sim.metrics import Summary, rhos, shockwave_rhos, summarise
 from stretto.sim.simulator import SimulationConfig, SimulationResult, Simulator
 from stretto.sim.workloads import WorkloadError, WorkloadJob, read_workload
 
@@ -148,10 +148,11 @@ def write_job_csv(result: SimulationResult, path: Path) -> None:
                 "jct_s",
                 "isolated_s",
                 "rho",
+                "rho_shockwave",
                 "attained_gpu_seconds",
             ]
         )
-        for o, rho in zip(result.outcomes, rhos(result), strict=True):
+        for o, rho, rho_sw in zip(result.outcomes, rhos(result), shockwave_rhos(result), strict=True):
             w.writerow(
                 [
                     o.job_id,
@@ -163,6 +164,7 @@ def write_job_csv(result: SimulationResult, path: Path) -> None:
                     f"{o.jct_s:.3f}",
                     f"{o.isolated_s:.3f}",
                     f"{rho:.4f}",
+                    f"{rho_sw:.4f}",
                     f"{o.attained_gpu_seconds:.1f}",
                 ]
             )
@@ -179,6 +181,7 @@ def _table(rows: list[tuple[str, str, Summary]], predictor: str, *, oracle: bool
         "p99 JCT h",
         "worst ρ",
         "unfair %",
+        "unfair % (Shockwave ρ)",
         "GPU util",
         "solver p99 s",
     ):
@@ -193,6 +196,7 @@ def _table(rows: list[tuple[str, str, Summary]], predictor: str, *, oracle: bool
             f"{s.p99_jct_s / 3600:.2f}",
             f"{s.worst_rho:.2f}",
             f"{100 * s.unfair_fraction:.1f}",
+            f"{100 * s.shockwave_unfair_fraction:.1f}",
             f"{100 * s.gpu_utilisation:.0f}%",
             f"{s.solver_p99_s:.3f}",
         )

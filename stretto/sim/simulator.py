@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stretto.core.colocation import CoLocationTable, JobKey
 from stretto.core.decisions import RoundDecision
 from stretto.core.epoch_schedules import Schedule, batch_size_at, samples_by_batch_size, seconds_for
+from stretto.core.fair_share import ScalingCurve, scaling_curve
 from stretto.core.profiles import ProfileBook
 from stretto.core.rounds import RoundPlugins, run_round
 from stretto.core.snapshots import (
@@ -106,6 +107,9 @@ class JobOutcome:
     finish_s: float
     isolated_s: float
     attained_gpu_seconds: float
+    # T(g): seconds for the whole job on g GPUs, each whole-worker count of its range (`stretto.core.fair_share`);
+    # empty: the job is read as rigid on `gpus` GPUs taking `isolated_s`.
+    scaling: ScalingCurve = ()
 
     @property
     def jct_s(self) -> float:
@@ -134,16 +138,26 @@ class SimulationResult:
 ProgressFn = Callable[[float, int, int], None]  # (virtual time, jobs finished, jobs in all)
 
 
-def isolated_seconds(progress: JobProgress, profiles: ProfileBook) -> float:
-    """The job alone on its requested GPUs at the GPU-proportional share, no overheads."""
-    samples = samples_by_batch_size(
+def _work_by_batch_size(progress: JobProgress) -> dict[int, float]:
+    return samples_by_batch_size(
         progress.schedule,
         samples_per_epoch=progress.samples_per_epoch,
         start_sample=0.0,
         end_sample=progress.total_samples,
         default_batch_size=progress.spec.batch_size,
     )
-    return seconds_for(profiles.get(progress.spec.model), samples, gpus=progress.spec.max_gpus)
+
+
+def isolated_seconds(progress: JobProgress, profiles: ProfileBook) -> float:
+    """The job alone on its requested GPUs at the GPU-proportional share, no overheads."""
+    return seconds_for(profiles.get(progress.spec.model), _work_by_batch_size(progress), gpus=progress.spec.max_gpus)
+
+
+def job_scaling_curve(progress: JobProgress, profiles: ProfileBook) -> ScalingCurve:
+    """The whole job's seconds on each whole-worker count of its range (what its fair run time needs)."""
+    spec = progress.spec
+    return scaling_curve(profiles.get(spec.model), _work_by_batch_size(progress), min_workers=spec.workers.min,
+                         max_workers=spec.workers.max, gpus_per_worker=spec.gpus_per_worker)
 
 
 def batch_size_options(progress: JobProgress) -> tuple[int, ...]:
@@ -386,6 +400,7 @@ class Simulator:
                 p.finish_s or 0.0,
                 isolated_seconds(p, self.profiles),
                 p.attained_gpu_seconds,
+                job_scaling_curve(p, self.profiles),
             )
             for p in self.jobs
         )

@@ -105,3 +105,16 @@ def test_plugin_args_reach_the_plugins_and_bad_ones_are_named(tmp_path, capsys) 
     assert simulate(tmp_path, "bad", "synergy:jobs=5", packer="proportional", extra=bad) == 2
     assert "invalid args for packer 'proportional': nope" in capsys.readouterr().err
     assert simulate(tmp_path, "bad", "synergy:jobs=5", extra=("--policy-args", "{not json")) == 2
+
+
+def test_simulate_defaults_to_the_operators_predictor_and_labels_an_oracle(tmp_path, capsys) -> None:
+    assert simulate(tmp_path, "default", "shockwave:jobs=6", policy="fifo", packer="proportional") == 0
+    (row,) = json.loads((tmp_path / "default" / "results.json").read_text())
+    assert row["predictor"] == "bayesian-regime" and row["oracle"] is False
+    assert "(oracle)" not in capsys.readouterr().out
+    oracle = ("--predictor", "planned-schedule")
+    assert simulate(tmp_path, "oracle", "shockwave:jobs=6", policy="fifo", packer="proportional", extra=oracle) == 0
+    (row,) = json.loads((tmp_path / "oracle" / "results.json").read_text())
+    assert row["predictor"] == "planned-schedule" and row["oracle"] is True
+    out = capsys.readouterr().out
+    assert "predictor planned-schedule (oracle)" in out

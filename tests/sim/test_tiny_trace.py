@@ -13,6 +13,7 @@ import pytest
 
 from stretto.core.builders import make_nodes, make_profile
 from stretto.core.profiles import ModelProfile, ProfileBook
+from stretto.core.registries import PluginSpec
 from stretto.core.rounds import RoundConfig, build_plugins
 from stretto.sim.metrics import summarise
 from stretto.sim.simulator import SimulationConfig, Simulator
@@ -33,7 +34,7 @@ def simulate(trace=TRACE, book=BOOK, **config):
         workload=trace,
         nodes=make_nodes(1, gpus=2),
         profiles=book,
-        plugins=build_plugins(RoundConfig()),
+        plugins=build_plugins(RoundConfig(policy=PluginSpec(name="fifo"))),
         config=SimulationConfig(round_seconds=100, **config),
     )
     return sim.run()
@@ -60,9 +61,14 @@ def test_hand_computed_metrics() -> None:
     assert summary.makespan_s == pytest.approx(330)
     assert summary.avg_jct_s == pytest.approx((60 + 220 + 300) / 3)
     assert summary.median_jct_s == pytest.approx(220)
-    # ρ = JCT / (isolated × max(1, 3 jobs / 2 GPUs)): a 60/90, b 220/180, c 300/45 → 2 of 3 above 1.05
-    assert summary.worst_rho == pytest.approx(300 / 45)
-    assert summary.unfair_fraction == pytest.approx(2 / 3)
+    # Shockwave's ρ = JCT / (isolated × max(1, 3 jobs / 2 GPUs)): a 60/90, b 220/180, c 300/45 → 2 of 3 above 1.05
+    assert summary.shockwave_worst_rho == pytest.approx(300 / 45)
+    assert summary.shockwave_unfair_fraction == pytest.approx(2 / 3)
+    # Themis' ρ: jobs active on [0,30) 2, [30,60) 3, [60,220) 2, [220,330) 1. Lifetime averages: a 2.5 → share
+    # 0.8 GPU, T_fair 60/0.8 = 75; b 470/220 → share 0.936 of its 2 GPUs, T_fair 120·2/0.936 = 256.4; c 520/300
+    # → share 1.15 ≥ 1, T_fair 30. ρ: a 0.8, b 0.858, c 10.
+    assert summary.worst_rho == pytest.approx(10.0)
+    assert summary.unfair_fraction == pytest.approx(1 / 3)
     assert summary.rounds == 4
     # allocated GPUs per round: 1, 2, 2, 1 of 2
     assert summary.gpu_utilisation == pytest.approx((0.5 + 1 + 1 + 0.5) / 4)
