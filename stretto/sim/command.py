@@ -25,6 +25,7 @@ from stretto.core.registries import PluginSpec
 from stretto.core.rounds import RoundConfig, build_plugins
 from stretto.sim.clusters import ClusterSpecError, parse_cluster_spec
 from stretto.sim.combined_workload import CombinedWorkloadArgs, generate_combined, load_combined_book
+from stretto.sim.elastic_workload import ElasticWorkloadArgs, generate_elastic
 from stretto.sim.generators import GENERATOR_PREFIXES, generate_from_spec
 from stretto.sim.metrics import Summary, rhos, shockwave_rhos, summarise
 from stretto.sim.simulator import SimulationConfig, SimulationResult, Simulator
@@ -38,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         required=True,
         help="JSON-lines workload, Synergy .csv, Shockwave .trace/.jobs.jsonl, or a generator: "
         "synergy:jobs=100,jobs_per_hour=9 | shockwave:jobs=120,mean_interarrival_s=40 | "
-        "combined:jobs=120 (Shockwave-style jobs with Synergy's CPU/memory sensitivity; --profiles: peers folder)",
+        "combined:jobs=120 (Shockwave-style jobs with Synergy's CPU/memory sensitivity; --profiles: peers folder) | "
+        "elastic:jobs=40 (elastic ranges, 1-8 GPUs per worker, GNS/Accordion, tenants; on the combined profiles)",
     )
     p.add_argument("--cluster", required=True, help="NxG[,cpus=C][,memory=M] (e.g. 4x8,cpus=24,memory=500Gi) or a file")
     p.add_argument("--policy", default="fifo", help="policy name(s), comma-separated")
@@ -71,6 +73,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         type=float,
         default=None,
         help="seconds a job loses when it restarts (default 0; 20 for Shockwave traces)",
+    )
+    p.add_argument(
+        "--resize-overhead",
+        type=float,
+        default=None,
+        help="seconds a job loses when its GPU count changes (an elastic restart; default 20 for elastic:, else 0)",
     )
     p.add_argument(
         "--finish-at-round-end",
@@ -110,12 +118,14 @@ def _default_profiles(workload: str) -> Path | None:
 
 def _conventions(workload: str, args: argparse.Namespace) -> SimulationConfig:
     name = Path(workload).name
-    shockwave = name.endswith((".trace", ".jobs.jsonl")) or workload.startswith(("shockwave:", "combined:"))
+    shockwave = name.endswith((".trace", ".jobs.jsonl")) or workload.startswith(("shockwave:", "combined:", "elastic:"))
+    elastic = workload.startswith("elastic:")
     synergy = name.endswith(".csv")
     peer_trace = name.endswith((".trace", ".jobs.jsonl"))  # the peer's own traces: the peer's mechanics
     return SimulationConfig(
         round_seconds=args.round_seconds if args.round_seconds is not None else (120.0 if shockwave else 300.0),
         restore_overhead_s=args.restore_overhead if args.restore_overhead is not None else (20.0 if shockwave else 0.0),
+        resize_overhead_s=args.resize_overhead if args.resize_overhead is not None else (20.0 if elastic else 0.0),
         finish_at_round_end=args.finish_at_round_end if args.finish_at_round_end is not None else synergy,
         workers_can_move=args.workers_can_move,
         batch_switch=args.batch_switch or ("round" if peer_trace else "epoch"),
@@ -123,10 +133,11 @@ def _conventions(workload: str, args: argparse.Namespace) -> SimulationConfig:
 
 
 def load_workload(spec: str, profiles_path: Path | None, seed: int) -> tuple[list[WorkloadJob], ProfileBook]:
-    if spec.split(":", 1)[0] == "combined":
+    if spec.split(":", 1)[0] in ("combined", "elastic"):
         book = load_combined_book(profiles_path)
-        combined = {"combined": (CombinedWorkloadArgs, generate_combined)}
-        return generate_from_spec(spec, profiles=book, seed=seed, generators=combined), book
+        on_combined_book = {"combined": (CombinedWorkloadArgs, generate_combined),
+                            "elastic": (ElasticWorkloadArgs, generate_elastic)}
+        return generate_from_spec(spec, profiles=book, seed=seed, generators=on_combined_book), book
     if spec.split(":", 1)[0] in GENERATOR_PREFIXES:
         book = load_profile_book(profiles_path)
         return generate_from_spec(spec, profiles=book, seed=seed), book

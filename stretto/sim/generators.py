@@ -13,7 +13,9 @@
   mode static/accordion/gns with `mode_mix`; accordion jobs shorter than 1000 s become static.
 
 A spec on the command line reads `NAME:key=value,...`, e.g. `synergy:jobs=100,jobs_per_hour=0`.
-`combined:` (Shockwave-style jobs with Synergy's CPU/memory sensitivity) is in `combined_workload`.
+`combined:` (Shockwave-style jobs with Synergy's CPU/memory sensitivity) is in `combined_workload`;
+`elastic:` (elastic ranges, 1–8 GPUs per worker, adaptation, tenants and weights, on the same
+profiles) in `elastic_workload`.
 """
 
 from __future__ import annotations
