@@ -107,7 +107,7 @@ class Extender:
         except ValueError:
             return []
         scores = decisions.score_nodes(demand, names, self._cache.snapshot())
-        return [HostPriority(Host=name, Score=score) for name, score in scores]
+        return [{"Host": name, "Score": score} for name, score in scores]  # literals: a quarter of the cost
 
     # ---- bind ----------------------------------------------------------------------------------
     def bind(self, args: ExtenderBindingArgs) -> ExtenderBindingResult:

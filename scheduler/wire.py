@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 # Kubernetes' own limits: object and node names are DNS subdomains (253), namespaces DNS labels (63).
@@ -65,8 +65,6 @@ class HostPriority(TypedDict):
     Host: str
     Score: int
 
-
-HostPriorityList = TypeAdapter(list[HostPriority])
 
 
 class ExtenderBindingArgs(_Wire):
