@@ -14,3 +14,9 @@ JOB_RHO = Gauge("stretto_job_predicted_rho", "Predicted finish-time fairness per
 SCALE_EVENTS = Counter("stretto_scale_events_total", "Workers added or removed by rounds", ["direction"])
 API_WRITES = Counter("stretto_operator_api_writes_total", "Writes the operator made to the API server",
                      ["verb", "resource"])
+
+
+def writes_so_far() -> int:
+    """Every write counted in API_WRITES, all verbs and resources together."""
+    return int(sum(sample.value for metric in API_WRITES.collect() for sample in metric.samples
+                   if sample.name.endswith("_total")))

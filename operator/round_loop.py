@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -35,6 +36,18 @@ from stretto.operator.snapshot_builder import JobPlan, build_snapshot, job_key, 
 
 log = logging.getLogger(__name__)
 APPLY_PARALLELISM = 8
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    """One round in figures: what a platform team reads in the log, and what the benches print."""
+
+    index: int
+    jobs: int
+    snapshot_s: float   # from the cache to the core's snapshot
+    solve_s: float      # `run_round`: predict, share, pack
+    apply_s: float      # every job reconciled against the plans
+    writes: int         # API writes the round made (pods, Services, statuses, events, policy state)
 
 
 def scheduler_key(config: RoundConfig) -> str:
@@ -60,6 +73,7 @@ class RoundLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._plugins: tuple[RoundConfig, RoundPlugins] | None = None
         self._leading = False
+        self.last_round: RoundReport | None = None
 
     # -- leadership -----------------------------------------------------------------------------
     def take_over(self) -> None:
@@ -84,9 +98,9 @@ class RoundLoop:
 
     # -- one round ------------------------------------------------------------------------------
     def run_once(self) -> Mapping[str, JobPlan]:
-        started = time.perf_counter()
         if not self.cache.primed:
             self.take_over()
+        started, writes = time.perf_counter(), metrics.writes_so_far()
         config = self.config.refresh()
         plugins = self._plugins_for(config.scheduler)
         cached = self.cache.jobs()
@@ -96,7 +110,9 @@ class RoundLoop:
                                   round_seconds=config.round_seconds, jobs=jobs, nodes=self.cache.nodes(),
                                   pods=self.cache.workers(), book=self.book, policy_state=self.policy_state,
                                   time_scale=config.time_scale, tenant_weights=config.tenant_weights)
+        solve_started = time.perf_counter()
         decision = run_round(snapshot, plugins)
+        solved = time.perf_counter()
         self.policy_state = decision.policy_state
         self.plans = plans_from_decision(decision, snapshot)
         round_index = self.round_index
@@ -112,7 +128,13 @@ class RoundLoop:
         self.cache.take_dirty()  # this pass covers every job
         keys = [job_key(j["metadata"]["namespace"], j["metadata"]["name"]) for j in cached]
         list(self._apply_pool.map(lambda key: self._apply_one(key, round_index, round_pass=True), keys))
-        metrics.ROUND_SECONDS.observe(time.perf_counter() - started)
+        ended = time.perf_counter()
+        metrics.ROUND_SECONDS.observe(ended - started)
+        self.last_round = RoundReport(round_index, len(cached), solve_started - started, solved - solve_started,
+                                      ended - solved, metrics.writes_so_far() - writes)
+        log.info("round %d: %d jobs, snapshot %.3f s, solve %.3f s, apply %.3f s, %d writes", round_index,
+                 len(cached), self.last_round.snapshot_s, self.last_round.solve_s, self.last_round.apply_s,
+                 self.last_round.writes)
         return self.plans
 
     def apply_dirty(self) -> int:
