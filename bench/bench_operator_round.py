@@ -27,6 +27,7 @@ import inspect
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -317,6 +318,7 @@ def main() -> int:
     if args.runner:  # inside the subprocess: one size's rounds, as JSON on the last line
         print(json.dumps(run_rounds(args.rounds)))
         return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the cluster (finally)
     sizes = [int(s) for s in args.sizes.split(",")]
     print(describe())
     print(f"{load()} at start")

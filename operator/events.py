@@ -80,7 +80,7 @@ class EventRecorder:
         }
         API_WRITES.labels("create", "events").inc()
         try:
-            kube.core().create_namespaced_event(metadata["namespace"], event)
+            kube.core().create_namespaced_event(metadata["namespace"], event, _preload_content=False)
             return 1
         except ApiException as error:
             if error.status != 409:
@@ -93,5 +93,6 @@ class EventRecorder:
         now = _now()
         API_WRITES.labels("patch", "events").inc()
         kube.core().patch_namespaced_event(name, namespace, {
-            "count": count, "lastTimestamp": now, "series": {"count": count, "lastObservedTime": now}})
+            "count": count, "lastTimestamp": now, "series": {"count": count, "lastObservedTime": now}},
+            _preload_content=False)
         return count

@@ -182,6 +182,7 @@ class Reconciler:
                 pods = self.cache.workers_of(key, uid)  # the writes' answers are in the cache already
         except PlanRefused as refused:  # this job's problem: say so on the job, let every other job go on
             refusal = refused.refusal
+            pods = self.cache.workers_of(key, uid)  # what was written before the refusal counts
 
         status = derive_status(desired, pods, job.spec.gpus_per_worker, current.get("conditions"),
                                waiting_reason=job_plan.reason if job_plan is not None else NO_ROUND_YET,
@@ -205,11 +206,13 @@ class Reconciler:
         return self._write(body, current, status)
 
     def _write(self, body: dict[str, Any], current: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
-        """Patch the status when it would change; one event when the phase does."""
+        """Patch the status when it would change; one event when the phase does (a new job's first Pending
+        is no news: its status says so)."""
         if not changes(current, status):
             return current
         metadata = body["metadata"]
-        if status.get("phase") and status["phase"] != current.get("phase"):
+        phase = status.get("phase")
+        if phase and phase != current.get("phase") and (current.get("phase") or phase != "Pending"):
             self.recorder.record(body, status["phase"], status.get("message", ""), warning=status["phase"] == "Failed")
         self.writer.patch_status(metadata["namespace"], metadata["name"], str(metadata["uid"]), status)
         return status
@@ -256,14 +259,19 @@ class Reconciler:
             annotations = pod["metadata"].get("annotations") or {}
             if node and index not in workers.create and annotations.get(contracts.ANNOTATION_PLANNED_NODE) != node:
                 self.writer.annotate_pod(namespace, pod["metadata"]["name"], {contracts.ANNOTATION_PLANNED_NODE: node})
-        for index in workers.create:
-            pod = worker_pod(job_body, index, job_plan, extra_env=extra_env, planned_node=planned.get(index))
-            with refused_as(f"worker {index}"):
-                created = self.writer.create(Kind.POD, namespace, pod)
+        created: list[int] = []
+        try:
+            for index in workers.create:
+                pod = worker_pod(job_body, index, job_plan, extra_env=extra_env, planned_node=planned.get(index))
+                with refused_as(f"worker {index}"):
+                    if self.writer.create(Kind.POD, namespace, pod):
+                        created.append(index)
+                        SCALE_EVENTS.labels("up").inc()
+        finally:  # one decision, one event: "created workers 0, 1"
             if created:
                 self.recorder.record(job_body, "CreatedWorker",
-                                     f"created worker {index}; the round gives it {desired} workers")
-                SCALE_EVENTS.labels("up").inc()
+                                     f"created worker{'s' if len(created) > 1 else ''} "
+                                     f"{', '.join(map(str, created))}; the round gives it {desired} workers")
                 changed = True
         changed |= self._shrink(job_body, desired, pods, workers.delete, job_plan)
         for pod_name in workers.replace:
