@@ -46,10 +46,10 @@ def test_command_line_spec_and_conventions(peers) -> None:
     jobs, book = load_workload("combined:jobs=12,mean_interarrival_s=30", peers, 2)
     assert len(jobs) == 12 and book.get(jobs[0].model).sensitivity is not None
     config = _conventions(
-        "combined:jobs=12", argparse.Namespace(round_seconds=None, restore_overhead=None, finish_at_round_end=None,
-                                               workers_can_move=True, batch_switch=None)
+        "combined:jobs=12", argparse.Namespace(round_seconds=None, restore_overhead=None, resize_overhead=None,
+                                               finish_at_round_end=None, workers_can_move=True, batch_switch=None)
     )
-    assert (config.round_seconds, config.restore_overhead_s) == (120.0, 20.0)
+    assert (config.round_seconds, config.restore_overhead_s, config.resize_overhead_s) == (120.0, 20.0, 0.0)
 
 
 def _simulate(workload, book, policy: str, packer: str):

@@ -66,6 +66,18 @@ job's speed. This policy combines them:
    window (fewest rounds first), then late jobs by priority; then every other job, longest
    remaining first, so the packer fills every GPU it can (work conservation).
 
+4. Elastic shares (`elastic_shares`, `stretto.core.policies.elastic_shares`): the order of 2./3. is
+   kept, and each elastic job gets a worker count in [min, max] (or none) from its scaling curve at
+   the batch sizes its regime forecast expects (`scaling_forecast`): admitted in order at its
+   efficient size (workers while one buys `min_efficiency` of linear speed-up), then spare GPUs by
+   marginal time saved relative to T_fair (urgent jobs ×`urgent_boost`), a running job resizing
+   only for more than `resize_cost_s` and `min_resize_gain`. Rigid jobs ask for their size as
+   before. With elastic jobs present, fair finish times are the metric's own (`fair_target="auto"`
+   → "lifetime": `stretto.core.fair_share` at the running lifetime contention; on all-rigid traces
+   the static contention, as before), and the market takes over only while at least
+   `market_rigid_share` of the jobs are rigid: it plans rigid gangs, and on elastic workloads it
+   lost makespan to the classes (`bench/bench_elastic_fair.py` prints the ablation).
+
 `pack_order="gain"`/`"saved"` reorders the jobs that fit this round so the packer gives spare
 CPU/memory to the best speed-up per unit first; on the combined workload it made things worse
 (ablation), so the default keeps the plan's order.
@@ -88,7 +100,9 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from stretto.core.decisions import Predictions, ShareRequest, Shares
-from stretto.core.epoch_schedules import seconds_for
+from stretto.core.epoch_schedules import samples_by_batch_size, seconds_for
+from stretto.core.fair_share import fair_share_gpus, scaling_curve, seconds_at
+from stretto.core.policies.elastic_shares import RemainingCurve, SizingArgs, size_jobs
 from stretto.core.policies.finish_time_estimates import record_estimate, smoothed_finish_time
 from stretto.core.policies.shockwave import ShockwaveArgs, ShockwavePolicy
 from stretto.core.snapshots import ClusterSnapshot
@@ -119,12 +133,18 @@ class StrettoArgs(BaseModel):
         True, description="sensitive jobs: drop the predictor's rescaling by measured speed (the CPU/memory speed-up)"
     )
     delivered_per_job: bool = Field(True, description="a running job plans with the share it got, others the cluster's")
-    fair_target: Literal["smoothed", "static"] = Field(
-        "static", description="heuristic's fair finish time: Shockwave's smoothed 1/N share, or the static contention"
+    fair_target: Literal["smoothed", "static", "lifetime", "elastic-lifetime", "auto"] = Field(
+        "auto",
+        description="heuristic's fair finish time: Shockwave's smoothed 1/N share, the static contention (jobs seen/G "
+        "× isolated), T_fair of stretto.core.fair_share at the jobs' running lifetime contention (the metric's; "
+        "elastic-lifetime: for elastic jobs only), or auto: lifetime while any job is elastic, else static",
     )
     urgent_rounds: float = Field(3.0, ge=0, description="static target: laxity (rounds) at which a job becomes urgent")
     urgent_slack: float = Field(0.25, ge=0, description="static target: extra laxity guard, as a fraction of R̂")
     demand_bound: float = Field(1.0, ge=0, description="late-job test: deadlines' GPU-work vs this share of the GPUs")
+    market_rigid_share: float = Field(
+        0.9, ge=0, le=1, description="hybrid: the market only while at least this share of the jobs is rigid"
+    )
     hybrid_late_share: float = Field(0.15, ge=0, description="hybrid: market when more than this share of jobs is late")
     finish_rounds: float = Field(1.0, ge=0, description="jobs within this many rounds of done run after the tail")
     makespan_tail: bool = Field(True, description="ablation: class a on/off")
@@ -133,6 +153,20 @@ class StrettoArgs(BaseModel):
     )
     tail_work_factor: float = Field(1.15, ge=0, description="work bound: remaining GPU-work/GPUs times this (packing)")
     fairness: bool = Field(True, description="ablation: class b on/off")
+    elastic_shares: bool = Field(
+        True, description="size elastic jobs in [min, max] workers by marginal gains (False: every job at its max)"
+    )
+    scaling_forecast: bool = Field(
+        True, description="scaling curves at the batch sizes the regime forecast expects (False: the current one)"
+    )
+    min_efficiency: float = Field(0.5, ge=0, description="the tail grows while a worker buys this share of linear")
+    urgent_boost: float = Field(4.0, ge=1, description="weight of an urgent job's marginal gain")
+    resize_cost_s: float = Field(20.0, ge=0, description="seconds an elastic restart costs (resize_overhead_s)")
+    gain_norm: Literal["fair", "remaining", "srpt"] = Field(
+        "fair", description="a worker's marginal time saved is divided by the job's T_fair, its R̂, or R̂²"
+    )
+    admit_efficient: bool = Field(True, description="admit every job at its efficient size, not only the tail")
+    min_resize_gain: float = Field(0.05, ge=0, description="a running job grows only for this share of its R̂ or more")
 
 
 ARGS = StrettoArgs
@@ -165,20 +199,55 @@ class StrettoPolicy:
                     before = float(old.get(job_id, delivered))
                     per_job[job_id] = (1 - a.delivered_smoothing) * before + a.delivered_smoothing * got
             predictions = at_ideal_resources(predictions, fraction=delivered, per_job=per_job)
+        quick = self._heuristic(snapshot, predictions, raw)
+        classes, fair_s = quick.policy_state.get("classes", {}), quick.policy_state.get("fair_s", {})
+        quick = replace(quick, policy_state={k: v for k, v in quick.policy_state.items()
+                                             if k not in ("classes", "fair_s")})
         if a.planner == "market":
             shares = self._market.share(snapshot, predictions)
         elif a.planner == "heuristic":
-            shares = self._heuristic(snapshot, predictions, raw)
+            shares = quick
         else:
             market = self._market.share(snapshot, predictions)
-            quick = self._heuristic(snapshot, predictions, raw)
-            use_market = len(quick.policy_state.get("hopeless", ())) > a.hybrid_late_share * len(snapshot.jobs)
+            # The market plans rigid gangs (n_j rounds at g_j GPUs); elastic jobs are sized by marginal gains
+            # instead, so only late rigid jobs count towards the overload that hands the round to the market.
+            rigid = {j.job_id for j in snapshot.jobs if j.is_rigid}
+            late = sum(1 for i in quick.policy_state.get("hopeless", ()) if i in rigid)
+            mostly_rigid = len(rigid) >= a.market_rigid_share * len(snapshot.jobs)
+            use_market = mostly_rigid and late > a.hybrid_late_share * len(snapshot.jobs)
             shares = replace(market if use_market else quick, policy_state=market.policy_state)
+        if a.elastic_shares and any(not j.is_rigid for j in snapshot.jobs):
+            shares = replace(shares, requests=self._sized(snapshot, predictions, shares.requests, classes, fair_s))
         if a.pack_order != "plan":
             shares = replace(shares, requests=order_for_packer(snapshot, predictions, shares.requests, a.pack_order))
+        if a.fair_target in ("lifetime", "elastic-lifetime", "auto"):
+            shares = replace(shares, policy_state={**shares.policy_state, "contention": record_contention(snapshot)})
         if delivered is None:
             return shares
         return replace(shares, policy_state={**shares.policy_state, "delivered": delivered, "delivered_jobs": per_job})
+
+    def _sized(
+        self, snapshot: ClusterSnapshot, predictions: Predictions, requests: tuple[ShareRequest, ...],
+        classes: Mapping[str, int], fair_s: Mapping[str, float],
+    ) -> tuple[ShareRequest, ...]:
+        """The plan's order with each elastic job's worker count chosen by marginal gains (`elastic_shares`)."""
+        a = self.args
+        by_id = {j.job_id: j for j in snapshot.jobs}
+        order = [by_id[r.job_id] for r in requests if r.job_id in by_id]
+        curves = {j.job_id: RemainingCurve.of(j, predictions[j.job_id], forecast=a.scaling_forecast)
+                  for j in order if not j.is_rigid}
+        previous = {job_id: alloc.gpus for job_id, alloc in snapshot.previous.items()}
+        gpus, admitted = size_jobs(
+            order, curves, capacity=snapshot.total_gpus, previous_gpus=previous,
+            first={i for i, c in classes.items() if c == 0},
+            boost={i: a.urgent_boost for i, c in classes.items() if c == 2},
+            fair_s=fair_s,
+            args=SizingArgs(a.min_efficiency, a.resize_cost_s, a.min_resize_gain, a.gain_norm, a.admit_efficient),
+        )
+        placed = set(admitted)
+        head = tuple(ShareRequest(i, gpus[i]) for i in admitted)
+        rest = tuple(ShareRequest(j.job_id, j.min_gpus) for j in order if j.job_id not in placed)
+        return head + rest
 
     def _heuristic(self, snapshot: ClusterSnapshot, predictions: Predictions, raw: Predictions) -> Shares:
         a = self.args
@@ -208,12 +277,22 @@ class StrettoPolicy:
 
         ranked = []
         contention = max(1.0, snapshot.total_jobs_seen / max(snapshot.total_gpus, 1))
-        guard = a.urgent_rounds * snapshot.round_seconds if a.fair_target == "static" else a.urgent_window_s
+        target = a.fair_target
+        if target == "auto":
+            target = "lifetime" if any(not j.is_rigid for j in jobs) else "static"
+        deadline_based = target in ("static", "lifetime", "elastic-lifetime")
+        fair_time = {j.job_id: raw[j.job_id].isolated_seconds * contention for j in jobs}
+        if target in ("lifetime", "elastic-lifetime"):
+            lifetime = lifetime_fair_seconds(snapshot, raw, forecast=a.scaling_forecast)
+            for j in jobs:
+                if target == "lifetime" or not j.is_rigid:
+                    fair_time[j.job_id] = lifetime[j.job_id]
+        guard = a.urgent_rounds * snapshot.round_seconds if deadline_based else a.urgent_window_s
         hopeless: set[str] = set()  # Moore–Hodgson: the jobs whose deadlines cannot all be met, largest work first
-        if a.fair_target == "static" and a.demand_bound > 0:
+        if deadline_based and a.demand_bound > 0:
             deadlines = sorted(
                 (
-                    j.arrival_s + a.rho_max * raw[j.job_id].isolated_seconds * contention,
+                    j.arrival_s + a.rho_max * fair_time[j.job_id],
                     j.max_gpus * remaining[j.job_id],
                     j.job_id,
                 )
@@ -230,8 +309,8 @@ class StrettoPolicy:
                     hopeless.add(dropped_id)
         for i, job in enumerate(jobs):
             r = remaining[job.job_id]
-            if a.fair_target == "static":
-                fair = job.arrival_s + raw[job.job_id].isolated_seconds * contention
+            if deadline_based:
+                fair = job.arrival_s + fair_time[job.job_id]
                 deadline = job.arrival_s + a.rho_max * (fair - job.arrival_s)
             else:
                 fair = smoothed_finish_time(series[job.job_id], now)
@@ -243,13 +322,16 @@ class StrettoPolicy:
             elif r <= a.finish_rounds * snapshot.round_seconds:
                 ranked.append((1, r * job.max_gpus, i, job))
             elif a.fairness and job.job_id not in hopeless and laxity < guard + a.urgent_slack * r:
-                ranked.append((2, laxity if a.fair_target == "static" else -projected_rho, i, job))
+                ranked.append((2, laxity if deadline_based else -projected_rho, i, job))
             else:
                 sticky = (1.0 - a.stickiness) if job.job_id in snapshot.previous else 1.0
                 ranked.append((3, r * job.max_gpus * sticky, i, job))
         ranked.sort(key=lambda e: e[:3])
         requests = tuple(ShareRequest(e[3].job_id, e[3].max_gpus) for e in ranked)
-        return Shares(requests, policy_state={"fair_finish": series, "job_ids": ids, "hopeless": sorted(hopeless)})
+        classes = {e[3].job_id: e[0] for e in ranked}
+        state = {"fair_finish": series, "job_ids": ids, "hopeless": sorted(hopeless), "classes": classes,
+                 "fair_s": fair_time}
+        return Shares(requests, policy_state=state)
 
 
 def order_for_packer(
@@ -378,3 +460,62 @@ def at_ideal_resources(
 
 def build(args: StrettoArgs) -> StrettoPolicy:
     return StrettoPolicy(args)
+
+
+def lifetime_fair_seconds(snapshot: ClusterSnapshot, predictions: Predictions, *, forecast: bool) -> dict[str, float]:
+    """T_fair per job (`stretto.core.fair_share`, the metric's definition) at an estimate of its lifetime contention.
+
+    The metric averages the jobs contending over the job's whole life; the policy knows the past part only, so
+    N̂_j is the mean of the active-job count over the job's time so far (from its arrival, counted at now for a
+    job just seen) and the current count for its predicted remaining time. The work is its samples done at the
+    batch sizes it ran, and the forecast's (or the current batch size's) for the rest, at the profile's rates.
+    """
+    out = {}
+    active = len(snapshot.jobs)
+    for job in snapshot.jobs:
+        p = predictions[job.job_id]
+        work = samples_by_batch_size(job.batch_size_history, samples_per_epoch=job.samples_per_epoch,
+                                     start_sample=0.0, end_sample=job.samples_done, default_batch_size=job.batch_size)
+        if forecast and p.remaining_epochs_by_batch_size:
+            for b, e in p.remaining_epochs_by_batch_size.items():
+                work[b] = work.get(b, 0.0) + e * job.samples_per_epoch
+        else:
+            work[job.batch_size] = work.get(job.batch_size, 0.0) + job.remaining_samples
+        elapsed = max(0.0, snapshot.now_s - job.arrival_s)
+        past = contention_so_far(snapshot, job.job_id, default=active)
+        ahead = max(0.0, p.remaining_seconds)
+        n_hat = (past * elapsed + active * ahead) / (elapsed + ahead) if elapsed + ahead > 0 else float(active)
+        share = fair_share_gpus(snapshot.total_gpus, n_hat)
+        lo, hi = job.min_workers, job.max_workers
+        n = min(hi, max(lo, int(share // job.gpus_per_worker)))
+        span = sorted({lo, n, min(hi, n + 1)})  # the worker counts seconds_at reads at this share
+        curve = scaling_curve(job.profile, work, min_workers=span[0], max_workers=span[-1],
+                              gpus_per_worker=job.gpus_per_worker)
+        if span[0] != lo:  # below the range's minimum the curve's first point must be the minimum
+            curve = scaling_curve(job.profile, work, min_workers=lo, max_workers=lo,
+                                  gpus_per_worker=job.gpus_per_worker) + curve
+        out[job.job_id] = seconds_at(curve, share)
+    return out
+
+
+def contention_so_far(snapshot: ClusterSnapshot, job_id: str, *, default: float) -> float:
+    """The mean active-job count since the job arrived, as `StrettoPolicy` records it (policy_state "contention")."""
+    record = snapshot.policy_state.get("contention", {}).get(job_id)
+    if not record or record[1] <= 0:
+        return default
+    return float(record[0]) / float(record[1])
+
+
+def record_contention(snapshot: ClusterSnapshot) -> dict[str, list[float]]:
+    """Add this round to each active job's [Σ active jobs × seconds, seconds] since its arrival."""
+    old = snapshot.policy_state.get("contention", {})
+    active = len(snapshot.jobs)
+    out = {}
+    for job in snapshot.jobs:
+        integral, seconds = old.get(job.job_id, (0.0, 0.0))
+        if seconds == 0.0:  # first seen: it has waited since its arrival at (about) today's contention
+            seconds = max(0.0, snapshot.now_s - job.arrival_s)
+            integral = active * seconds
+        out[job.job_id] = [integral + active * snapshot.round_seconds, seconds + snapshot.round_seconds]
+    return out
+
