@@ -75,6 +75,7 @@ class ModelProfile:
     scale_with_gpus: bool = True
     source: str = ""
     _batch_sizes: tuple[int, ...] = field(init=False, repr=False)
+    _rates: dict[tuple[int, int], float] = field(init=False, repr=False)  # base_throughput, memoised per profile
 
     def __post_init__(self) -> None:
         if not self.samples_per_second:
@@ -82,6 +83,7 @@ class ModelProfile:
         if any(v <= 0 for v in self.samples_per_second.values()):
             raise ValueError(f"profile {self.model!r} has a non-positive throughput")
         object.__setattr__(self, "_batch_sizes", tuple(sorted({bs for bs, _ in self.samples_per_second})))
+        object.__setattr__(self, "_rates", {})
 
     @property
     def batch_sizes(self) -> tuple[int, ...]:
@@ -91,6 +93,12 @@ class ModelProfile:
         """Samples per second on `gpus` GPUs at the GPU-proportional share."""
         if gpus <= 0:
             return 0.0
+        cached = self._rates.get((batch_size, gpus))
+        if cached is None:
+            cached = self._rates[(batch_size, gpus)] = self._lookup(batch_size, gpus)
+        return cached
+
+    def _lookup(self, batch_size: int, gpus: int) -> float:
         bs = min(self._batch_sizes, key=lambda b: (abs(b - batch_size), b))
         known = sorted(g for b, g in self.samples_per_second if b == bs)
         if gpus in known:

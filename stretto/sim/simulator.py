@@ -60,6 +60,10 @@ class SimulationConfig(BaseModel):
     )
     finish_at_round_end: bool = Field(False, description="record completions at the end of the round (Synergy)")
     max_simulated_s: float = Field(1e8, gt=0, description="stop (with an error) past this virtual time")
+    max_rounds: int | None = Field(
+        None, ge=1, description="stop after this many rounds (a benchmark of round times); the result then has the "
+        "outcomes of the jobs finished by then only"
+    )
     workers_can_move: bool = Field(
         True, description="re-place every job each round (the peers' simulators); False keeps running workers put"
     )
@@ -379,6 +383,8 @@ class Simulator:
                 round_index += 1
                 if progress is not None:
                     progress(now + length, finished, len(self.jobs))
+                if self.config.max_rounds is not None and round_index >= self.config.max_rounds:
+                    break
             else:
                 previous = {}
             if active or any(k == ARRIVAL for _, k, _, _ in events):
@@ -403,6 +409,7 @@ class Simulator:
                 job_scaling_curve(p, self.profiles),
             )
             for p in self.jobs
+            if p.finish_s is not None or self.config.max_rounds is None
         )
         return SimulationResult(outcomes, tuple(rounds), self.total_gpus)
 

@@ -120,3 +120,9 @@ def test_a_resize_can_cost_an_elastic_restart(resize_overhead_s: float, want: fl
                                             resize_overhead_s=resize_overhead_s))
     finish = {o.job_id: o.finish_s for o in sim.run().outcomes}
     assert finish == pytest.approx({"a": 80.0, "e": want})
+
+
+def test_a_run_can_stop_after_some_rounds() -> None:
+    result = simulate(max_rounds=2)
+    assert len(result.rounds) == 2
+    assert [o.job_id for o in result.outcomes] == ["a"]  # b finishes in round 2, c in round 3

@@ -203,18 +203,19 @@ class StrettoPolicy:
         classes, fair_s = quick.policy_state.get("classes", {}), quick.policy_state.get("fair_s", {})
         quick = replace(quick, policy_state={k: v for k, v in quick.policy_state.items()
                                              if k not in ("classes", "fair_s")})
+        # The market plans rigid gangs (n_j rounds at g_j GPUs); elastic jobs are sized by marginal gains instead,
+        # so it is planned (and may take over) only while most jobs are rigid, and only late rigid jobs count
+        # towards the overload that hands it the round.
+        rigid = {j.job_id for j in snapshot.jobs if j.is_rigid}
+        mostly_rigid = len(rigid) >= a.market_rigid_share * len(snapshot.jobs)
         if a.planner == "market":
             shares = self._market.share(snapshot, predictions)
-        elif a.planner == "heuristic":
+        elif a.planner == "heuristic" or not mostly_rigid:
             shares = quick
         else:
             market = self._market.share(snapshot, predictions)
-            # The market plans rigid gangs (n_j rounds at g_j GPUs); elastic jobs are sized by marginal gains
-            # instead, so only late rigid jobs count towards the overload that hands the round to the market.
-            rigid = {j.job_id for j in snapshot.jobs if j.is_rigid}
             late = sum(1 for i in quick.policy_state.get("hopeless", ()) if i in rigid)
-            mostly_rigid = len(rigid) >= a.market_rigid_share * len(snapshot.jobs)
-            use_market = mostly_rigid and late > a.hybrid_late_share * len(snapshot.jobs)
+            use_market = late > a.hybrid_late_share * len(snapshot.jobs)
             shares = replace(market if use_market else quick, policy_state=market.policy_state)
         if a.elastic_shares and any(not j.is_rigid for j in snapshot.jobs):
             shares = replace(shares, requests=self._sized(snapshot, predictions, shares.requests, classes, fair_s))
@@ -257,7 +258,8 @@ class StrettoPolicy:
         state = snapshot.policy_state
         ids = [j.job_id for j in jobs]
         series: dict[str, list[float]] = {k: v for k, v in state.get("fair_finish", {}).items() if k in set(ids)}
-        share = min(1.0, snapshot.total_gpus / len(jobs))
+        total_gpus = snapshot.total_gpus
+        share = min(1.0, total_gpus / len(jobs))
         changed = sorted(state.get("job_ids", [])) != sorted(ids)
         now = snapshot.now_s
         remaining = {j.job_id: predictions[j.job_id].remaining_seconds for j in jobs}
@@ -268,7 +270,7 @@ class StrettoPolicy:
                 series[job.job_id] = record_estimate(series.get(job.job_id), now, estimate)
         bound = longest = max(remaining.values())
         if a.tail_bound == "work":  # the makespan lower bound: the longest job, or all the work packed on the GPUs
-            work = sum(j.max_gpus * remaining[j.job_id] for j in jobs) / max(snapshot.total_gpus, 1)
+            work = sum(j.max_gpus * remaining[j.job_id] for j in jobs) / max(total_gpus, 1)
             bound = max(longest, a.tail_work_factor * work)
         threshold = bound - a.tail_window_s
 
@@ -276,7 +278,7 @@ class StrettoPolicy:
             return a.makespan_tail and remaining[job_id] >= threshold
 
         ranked = []
-        contention = max(1.0, snapshot.total_jobs_seen / max(snapshot.total_gpus, 1))
+        contention = max(1.0, snapshot.total_jobs_seen / max(total_gpus, 1))
         target = a.fair_target
         if target == "auto":
             target = "lifetime" if any(not j.is_rigid for j in jobs) else "static"
@@ -303,7 +305,7 @@ class StrettoPolicy:
             for deadline, gpu_seconds, job_id in deadlines:
                 work += gpu_seconds
                 heapq.heappush(kept, (-gpu_seconds, job_id))
-                while work > a.demand_bound * snapshot.total_gpus * max(deadline - now, 0.0) and kept:
+                while work > a.demand_bound * total_gpus * max(deadline - now, 0.0) and kept:
                     dropped, dropped_id = heapq.heappop(kept)
                     work += dropped
                     hopeless.add(dropped_id)
@@ -472,6 +474,7 @@ def lifetime_fair_seconds(snapshot: ClusterSnapshot, predictions: Predictions, *
     """
     out = {}
     active = len(snapshot.jobs)
+    total_gpus = snapshot.total_gpus
     for job in snapshot.jobs:
         p = predictions[job.job_id]
         work = samples_by_batch_size(job.batch_size_history, samples_per_epoch=job.samples_per_epoch,
@@ -485,7 +488,7 @@ def lifetime_fair_seconds(snapshot: ClusterSnapshot, predictions: Predictions, *
         past = contention_so_far(snapshot, job.job_id, default=active)
         ahead = max(0.0, p.remaining_seconds)
         n_hat = (past * elapsed + active * ahead) / (elapsed + ahead) if elapsed + ahead > 0 else float(active)
-        share = fair_share_gpus(snapshot.total_gpus, n_hat)
+        share = fair_share_gpus(total_gpus, n_hat)
         lo, hi = job.min_workers, job.max_workers
         n = min(hi, max(lo, int(share // job.gpus_per_worker)))
         span = sorted({lo, n, min(hi, n + 1)})  # the worker counts seconds_at reads at this share
