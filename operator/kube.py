@@ -18,7 +18,7 @@ def api_client() -> client.ApiClient:
         configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)
     configuration.retries = 3
-    configuration.connection_pool_maxsize = 16  # the round applies jobs in parallel
+    configuration.connection_pool_maxsize = 24  # the round applies jobs in parallel (16 threads)
     return client.ApiClient(configuration)
 
 

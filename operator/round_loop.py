@@ -35,7 +35,7 @@ from stretto.operator.reconciler import Reconciler
 from stretto.operator.snapshot_builder import JobPlan, build_snapshot, job_key, plans_from_decision
 
 log = logging.getLogger(__name__)
-APPLY_PARALLELISM = 8
+APPLY_PARALLELISM = 16
 
 
 @dataclass(frozen=True)
