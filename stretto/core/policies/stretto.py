@@ -247,7 +247,11 @@ class StrettoPolicy:
         )
         placed = set(admitted)
         head = tuple(ShareRequest(i, gpus[i]) for i in admitted)
-        rest = tuple(ShareRequest(j.job_id, j.min_gpus) for j in order if j.job_id not in placed)
+        # The others follow at their minimum, so the packer can fill what placement leaves. Where workers cannot
+        # move the packer keeps a requested job's running workers before it places anything, so a running job
+        # the plan leaves out is not requested: it would keep GPUs the plan gave to others.
+        rest = tuple(ShareRequest(j.job_id, j.min_gpus) for j in order if j.job_id not in placed
+                     and (snapshot.workers_can_move or j.job_id not in snapshot.previous))
         return head + rest
 
     def _heuristic(self, snapshot: ClusterSnapshot, predictions: Predictions, raw: Predictions) -> Shares:
