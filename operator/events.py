@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+from collections import defaultdict
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -41,14 +42,14 @@ class EventRecorder:
     def __init__(self) -> None:
         self.instance = f"{socket.gethostname()}-{os.getpid()}"
         self._counts: dict[tuple[str, str], int] = {}  # (namespace, event name) -> count written
-        self._lock = threading.Lock()
+        self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 
     def record(self, job_body: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
         metadata = job_body["metadata"]
         namespace, kind, message = metadata["namespace"], "Warning" if warning else "Normal", message[:1024]
         name = event_name(metadata["name"], str(metadata["uid"]), reason, kind, message)
         try:
-            with self._lock:  # one writer of an Event's count at a time
+            with self._locks[(namespace, name)]:  # one writer of an Event's count at a time (others go on)
                 count = self._counts.get((namespace, name))
                 if count is None:
                     count = self._create(job_body, name, reason, kind, message)
