@@ -81,7 +81,8 @@ def create_pods(rest: RestClient, total: int, scheduler: str, nodes: list[str], 
                      pod(i, scheduler, nodes[i % len(nodes)] if planned else None))
 
 
-def delete_pods(rest: RestClient, timeout: float = 300) -> None:
+def delete_pods(rest: RestClient, timeout: float = 600) -> None:
+    """Delete the phase's pods (one collection DELETE, which the API server serves in one long request)."""
     rest.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/pods?gracePeriodSeconds=0")
     deadline = time.monotonic() + timeout
     while rest.get(f"/api/v1/namespaces/{NAMESPACE}/pods?limit=1").get("items"):
@@ -146,7 +147,7 @@ def main() -> int:
                 else:
                     processes.kill(cluster.load_state().processes["kube-scheduler"])  # type: ignore[union-attr]
                 progress(f"{phase}: {rate:.1f} pods/s; deleting the pods")
-                delete_pods(rest)
+                delete_pods(cluster.rest(state, timeout=600))
         finally:
             cluster.down(progress=progress)
     base = results["baseline (no extender)"][0]
