@@ -66,6 +66,11 @@ class Extender:
             demand = pod_demand(args.Pod)
         except ValueError as exc:
             return ExtenderFilterResult(Error=f"stretto extender: malformed request: {exc}")
+        if args.NodeNames is not None and self._plan_fits(demand, names):
+            # The round's planned node takes the pod: the answer is that node alone. Every other node is
+            # out for one reason that nobody will read (the pod schedules), so none is listed.
+            self._metrics.filtered_out.labels("unresolvable").inc(len(names) - 1)
+            return ExtenderFilterResult(NodeNames=[demand.planned_node])  # type: ignore[list-item]
         outcome = decisions.filter_nodes(demand, names, self._cache.snapshot())
         if demand.planned_node in outcome.failed and self._confirm(demand.planned_node):
             outcome = decisions.filter_nodes(demand, names, self._cache.snapshot())
@@ -81,6 +86,15 @@ class Extender:
             NodeNames=outcome.passed, FailedNodes=outcome.failed,
             FailedAndUnresolvableNodes=outcome.unresolvable,
         )
+
+    def _plan_fits(self, demand: PodDemand, names: list[str]) -> bool:
+        if demand.planned_node is None or demand.planned_node not in names:
+            return False
+        try:
+            decisions.check_node(demand, self._cache.view(demand.planned_node))
+        except decisions.NoFit:
+            return False
+        return True
 
     def _confirm(self, node: str) -> bool:
         """The planned node looked full: check its bookings against the API (the watch may lag the

@@ -290,3 +290,14 @@ def test_absurd_quantities_are_malformed_requests_with_short_messages(limits, wa
     bound = extender.bind(bind_args(pod))
     assert want in bound.Error and len(bound.Error) < 300
     assert binder.bound == [] and cache.booking(pod["metadata"]["uid"]) is None
+
+
+def test_a_pod_whose_planned_node_fits_is_answered_with_that_node_alone():
+    extender, cache, *_ = setup(make_node("n1"), make_node("n2"), make_node("n3"))
+    planned = make_pod("p", gpus=2, annotations={contracts.ANNOTATION_PLANNED_NODE: "n2"})
+    fits = extender.filter(ExtenderArgs(Pod=planned, NodeNames=["n1", "n2", "n3"]))
+    assert fits.NodeNames == ["n2"] and fits.FailedNodes == {} and fits.FailedAndUnresolvableNodes == {}
+    cache.reserve(pod_demand(make_pod("filler", gpus=8)), "n2")             # now the plan cannot be honoured:
+    full = extender.filter(ExtenderArgs(Pod=planned, NodeNames=["n1", "n2", "n3"]))   # every node says why
+    assert full.NodeNames == [] and full.FailedNodes == {"n2": "stretto: 0 of 8 GPUs free, pod needs 2"}
+    assert set(full.FailedAndUnresolvableNodes) == {"n1", "n3"}
