@@ -29,7 +29,8 @@ from tests.integration.harness import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_NVML = REPO / "gpu_interceptor" / "native" / "build" / "fake"
-REFUSALS = re.compile(r"forbidden|\b403\b", re.IGNORECASE)
+# An HTTP 403 or "forbidden"; not the 403 of a timestamp's milliseconds (",403").
+REFUSALS = re.compile(r"forbidden|(?<![\d,.:])403(?!\d)", re.IGNORECASE)
 
 
 def refusals(text: str) -> list[str]:

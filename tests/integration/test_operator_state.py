@@ -146,6 +146,10 @@ def _stored(core: client.CoreV1Api) -> dict[str, Any] | None:
 
 def test_a_new_leader_resumes_the_policy_state_the_old_one_stored(harness: Harness, core, custom, namespace):
     gavel = {**TEST_OPERATOR_CONFIG, "scheduler": {**TEST_OPERATOR_CONFIG["scheduler"], "policy": {"name": "gavel"}}}
+    # Gavel recomputes its shares whenever the job set changes: jobs of earlier tests still being deleted
+    # would change it under the test, so they must be gone first.
+    wait_for(lambda: not custom.list_cluster_custom_object("stretto.io", "v1alpha1", "trainingjobs")["items"], 120,
+             "earlier tests' TrainingJobs to be gone")
     harness.kill("operator")
     harness.configure_operator(gavel)
     lease = f"rounds-{namespace}"
