@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from stretto.devcluster import processes
+from tests.integration.harness import wait_for
 
 
 def answers(port: int) -> bool:
@@ -20,26 +21,17 @@ def answers(port: int) -> bool:
         return False
 
 
-def wait(check, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_a_killed_server_comes_back_on_its_port(tmp_path: Path):
     port = processes.free_port()
     argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(tmp_path)]
     first = processes.start("web", argv, tmp_path, env={"STRETTO_TEST_MARK": "kept"})
     try:
-        assert wait(lambda: answers(port))
+        wait_for(lambda: answers(port), 15, "the server to answer")
         assert first.argv == tuple(argv) and first.extra_env == {"STRETTO_TEST_MARK": "kept"}
         second = processes.restart(first, tmp_path)
         assert not first.alive() and second.alive() and second.pid != first.pid
         assert second.argv == first.argv and second.extra_env == first.extra_env
-        assert wait(lambda: answers(port))
+        wait_for(lambda: answers(port), 15, "the restarted server to answer on the same port")
     finally:
         processes.stop(second if "second" in locals() else first)
 
