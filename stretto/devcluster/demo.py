@@ -96,8 +96,8 @@ def live_view(run: LiveRun) -> Table:
     title = (f"Stretto demo · wall {wall:5.0f} s · training {run.compression.training(wall) / 3600:4.2f} h · "
              f"{done}/{len(records)} Succeeded · {gpus}/{run.totals[0]} GPUs held")
     table = Table(title=title, title_justify="left")
-    for column in ("TrainingJob", "kind", "tenant", "phase", "workers", "GPUs", "progress", "ρ"):
-        table.add_column(column, justify="right" if column in ("workers", "GPUs", "ρ") else "left")
+    for column in ("TrainingJob", "kind", "tenant", "phase", "workers", "GPUs", "progress", "ρ"):  # narrow: fold
+        table.add_column(column, justify="right" if column in ("workers", "GPUs", "ρ") else "left", overflow="fold")
     for record in records:
         job, status = record.job, record.status
         if record.applied is None:
@@ -121,7 +121,7 @@ def live_view(run: LiveRun) -> Table:
 def comparison_tables(rows: list[tuple[str, str, Summary]], reference: Summary, live: Summary) -> Group:
     from stretto.sim.command import _table  # the very table `stretto simulate` prints
 
-    metrics = _table(rows)
+    metrics = _table(rows, ROUND_CONFIG.predictor.name)
     metrics.title = "live run and simulation, same workload (times in training hours)"
     ratios = Table(title="live / simulated")
     for column in ("metric", "live", "simulated", "live / sim"):

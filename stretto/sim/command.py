@@ -196,7 +196,7 @@ def _table(rows: list[tuple[str, str, Summary]], predictor: str, *, oracle: bool
         "GPU util",
         "solver p99 s",
     ):
-        table.add_column(column, justify="left" if column in ("policy", "packer") else "right")
+        table.add_column(column, justify="left" if column in ("policy", "packer") else "right", overflow="fold")
     for policy, packer, s in rows:
         table.add_row(
             f"{policy} (oracle)" if oracle else policy,
