@@ -33,7 +33,7 @@ from stretto.operator.cluster_writes import ClusterWriter
 from stretto.operator.events import EventRecorder
 from stretto.operator.job_prediction import prediction, settled
 from stretto.operator.job_status import PLANNED_FIELDS, Refusal, derive_status, finished_status
-from stretto.operator.merge_patch import changes
+from stretto.operator.merge_patch import changes, merged
 from stretto.operator.metrics import JOB_RHO, SCALE_EVENTS
 from stretto.operator.plan_refusal import PlanRefused, namespace_terminating, refused_as
 from stretto.operator.pod_builder import headless_service, worker_pod
@@ -176,6 +176,8 @@ class Reconciler:
                                             f"(last report: {progress.get('epoch', 0):g} epochs)")
         job_plan = self.round.plans.get(job_key(namespace, name))
         desired = job_plan.workers if job_plan is not None else 0
+        if job_plan is not None:
+            current = self._write_growth_intent(body, current, job_plan)
         refusal: Refusal | None = None
         try:
             if self._apply(live, desired, pods, job_plan):
@@ -204,6 +206,18 @@ class Reconciler:
         # copy written here could land after a newer report's and undo it.
         self._tell_refusal_change(body, current, refusal)
         return self._write(body, current, status)
+
+    def _write_growth_intent(self, body: dict[str, Any], current: dict[str, Any], job_plan: JobPlan) -> dict[str, Any]:
+        """A plan that grows the job is stored before its first new worker is created, so no reader (nor a
+        leader that takes over after a crash between the two writes) sees more workers than were allocated.
+        A shrink keeps the other order: its surplus workers are marked to checkpoint before the lower count."""
+        before = (current.get("allocation") or {}).get("plannedWorkers")
+        if before is None or job_plan.workers <= int(before):
+            return current  # a new job's first plan goes with its first status: nothing was allocated before
+        intent = {"allocation": _planned_allocation(job_plan)}
+        metadata = body["metadata"]
+        self.writer.patch_status(metadata["namespace"], metadata["name"], str(metadata["uid"]), intent)
+        return merged(current, intent)
 
     def _write(self, body: dict[str, Any], current: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         """Patch the status when it would change; one event when the phase does (a new job's first Pending

@@ -88,6 +88,72 @@ def test_an_elastic_job_grows_when_gpus_are_idle_and_shrinks_with_a_checkpoint(c
     assert events and "checkpoint" in events[0].message
 
 
+class RevisionLog:
+    """Every version of one job's TrainingJob and worker pods, by etcd revision (one etcd: one order)."""
+
+    def __init__(self, core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str, job: str) -> None:
+        self.planned: list[tuple[int, int | None]] = []  # (revision, status.allocation.plannedWorkers)
+        self.created: dict[str, int] = {}                 # worker name -> revision of its creation
+        self._stop = threading.Event()
+        jobs = lambda **kw: custom.list_namespaced_custom_object(  # noqa: E731
+            contracts.GROUP, contracts.VERSION, namespace, contracts.TRAININGJOB_PLURAL,
+            field_selector=f"metadata.name={job}", **kw)
+        pods = lambda **kw: core.list_namespaced_pod(  # noqa: E731
+            namespace, label_selector=f"{contracts.LABEL_JOB}={job}", **kw)
+        self._threads = [threading.Thread(target=self._run, args=(jobs, self._job), daemon=True),
+                         threading.Thread(target=self._run, args=(pods, self._pod), daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self, list_call: Any, record: Any) -> None:
+        version = ""
+        while not self._stop.is_set():
+            for event in watch.Watch().stream(list_call, timeout_seconds=2, resource_version=version):
+                if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    record(event["raw_object"])
+                    version = event["raw_object"]["metadata"]["resourceVersion"]
+
+    def _job(self, body: dict[str, Any]) -> None:
+        allocation = (body.get("status") or {}).get("allocation") or {}
+        self.planned.append((int(body["metadata"]["resourceVersion"]), allocation.get("plannedWorkers")))
+
+    def _pod(self, body: dict[str, Any]) -> None:
+        self.created.setdefault(body["metadata"]["name"], int(body["metadata"]["resourceVersion"]))
+
+    def planned_before(self, revision: int) -> int | None:
+        return max(((r, p) for r, p in self.planned if r < revision), default=(0, None))[1]
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+
+def test_a_growing_job_stores_its_allocation_before_creating_workers(core, custom, namespace):
+    """Growth is written as intent first: no worker exists, at any revision, beyond the job's stored
+    allocation (a reader, or a leader taking over after a crash between the writes, never sees more)."""
+    create_job(custom, namespace, training_job("holder", min_workers=20))
+    wait_for(lambda: running_workers(core, namespace, "holder", 20), 180, "20 workers of the holder")
+    log = RevisionLog(core, custom, namespace, "grower")
+    try:
+        create_job(custom, namespace, training_job("grower", min_workers=1, max_workers=8))
+        wait_for(lambda: running_workers(core, namespace, "grower", 4), 120, "the elastic job on the 4 idle GPUs")
+        custom.delete_namespaced_custom_object(contracts.GROUP, contracts.VERSION, namespace,
+                                               contracts.TRAININGJOB_PLURAL, "holder")
+        wait_for(lambda: running_workers(core, namespace, "grower", 8), 120, "the elastic job grown to 8 workers")
+        time.sleep(1)  # the watches catch up
+    finally:
+        log.stop()
+    assert len(log.created) == 8, log.created
+    grown = {name: revision for name, revision in log.created.items()
+             if int(name.rsplit("-", 1)[1]) >= 4}
+    assert len(grown) == 4, log.created
+    for name, revision in grown.items():
+        planned = log.planned_before(revision)
+        assert planned is not None and planned > int(name.rsplit("-", 1)[1]), (
+            f"{name} created at revision {revision} while the job's allocation said {planned}")
+
+
 def test_a_rigid_job_is_never_started_partially(core, custom, namespace):
     create_job(custom, namespace, training_job("holder", min_workers=20))
     wait_for(lambda: running_workers(core, namespace, "holder", 20), 180, "20 workers of the holder")
