@@ -13,8 +13,10 @@ from typing import Any
 from stretto import contracts
 from stretto.operator import kube
 from stretto.operator.cluster_cache import ClusterCache, Kind
+from stretto.operator.node_reservations import reservation
 
 MANAGED = f"{contracts.LABEL_MANAGED_BY}={contracts.MANAGED_BY}"
+OTHERS = f"{contracts.LABEL_MANAGED_BY}!={contracts.MANAGED_BY}"  # also the pods without the label
 
 
 def _listed(response: Any) -> tuple[list[dict[str, Any]], int | None]:
@@ -33,6 +35,7 @@ def _lists(namespaces: list[str]) -> dict[Kind, list[Callable[[], Any]]]:
             Kind.POD: [lambda: core.list_pod_for_all_namespaces(label_selector=MANAGED, **raw)],
             Kind.SERVICE: [lambda: core.list_service_for_all_namespaces(label_selector=MANAGED, **raw)],
             Kind.NODE: [lambda: core.list_node(**raw)],
+            Kind.OTHER_POD: [lambda: core.list_pod_for_all_namespaces(label_selector=OTHERS, **raw)],
         }
     return {
         Kind.JOB: [lambda ns=ns: custom.list_namespaced_custom_object(*crd, ns, contracts.TRAININGJOB_PLURAL, **raw)
@@ -41,6 +44,7 @@ def _lists(namespaces: list[str]) -> dict[Kind, list[Callable[[], Any]]]:
         Kind.SERVICE: [lambda ns=ns: core.list_namespaced_service(ns, label_selector=MANAGED, **raw)
                        for ns in namespaces],
         Kind.NODE: [lambda: core.list_node(**raw)],
+        Kind.OTHER_POD: [lambda ns=ns: core.list_namespaced_pod(ns, label_selector=OTHERS, **raw) for ns in namespaces],
     }
 
 
@@ -51,6 +55,8 @@ def prime(cache: ClusterCache, namespaces: list[str] | None = None) -> None:
         versions: list[int | None] = []
         for call in calls:
             listed, version = _listed(call())
+            if kind is Kind.OTHER_POD:
+                listed = [kept for kept in map(reservation, listed) if kept is not None]
             items += listed
             versions.append(version)
         known = [v for v in versions if v is not None]

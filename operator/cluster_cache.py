@@ -1,4 +1,5 @@
-"""What the operator knows of the cluster, kept by watches: TrainingJobs, their workers and Services, nodes.
+"""What the operator knows of the cluster, kept by watches: TrainingJobs, their workers and Services, nodes,
+and the CPU and memory other pods hold on those nodes.
 
 Informer semantics, as kube-scheduler's cache and Kueue's: `prime` lists each kind once (at start-up
 and when this replica starts leading); after that only watch events (kopf's streams) and the
@@ -17,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from stretto import contracts
+from stretto.operator.node_reservations import reservation, reserved_by_node
 from stretto.operator.snapshot_builder import job_key
 
 Body = dict[str, Any]
@@ -27,6 +29,7 @@ class Kind(StrEnum):
     POD = "pods"
     SERVICE = "services"
     NODE = "nodes"
+    OTHER_POD = "otherpods"  # pods Stretto does not manage, kept as their node reservations only
 
 
 def _object_key(body: Body) -> tuple[str, str]:
@@ -48,7 +51,7 @@ def owning_job(kind: Kind, body: Body) -> str | None:
     metadata = body.get("metadata", {})
     if kind is Kind.JOB:
         return job_key(metadata.get("namespace", ""), metadata["name"])
-    if kind is Kind.NODE:
+    if kind in (Kind.NODE, Kind.OTHER_POD):
         return None
     name = (metadata.get("labels") or {}).get(contracts.LABEL_JOB)
     return job_key(metadata.get("namespace", ""), name) if name else None
@@ -77,6 +80,14 @@ class ClusterCache:
         job = owning_job(kind, body) if changed else None
         if job is not None:
             self.mark_dirty(job)
+
+    def observe_other_pod(self, event_type: str, body: Body) -> None:
+        """A watch event of a pod Stretto does not manage: only what it holds on its node is kept."""
+        kept = reservation(body)
+        if event_type == "DELETED" or kept is None:
+            self.forget(Kind.OTHER_POD, body)
+        else:
+            self.store(Kind.OTHER_POD, kept)
 
     def store(self, kind: Kind, body: Body) -> bool:
         """Hold `body` unless what is held (or its tombstone) is as new; True when it changed the cache."""
@@ -169,6 +180,12 @@ class ClusterCache:
             pods = [self._objects[Kind.POD][k] for k in self._pods_by_job.get(key, ())]
         return [p for p in pods if owned_by(p, uid)
                 and (p["metadata"].get("labels") or {}).get(contracts.LABEL_ROLE) == contracts.ROLE_WORKER]
+
+    def reserved_by_node(self) -> dict[str, tuple[float, float]]:
+        """(CPUs, GiB of memory) that pods Stretto does not manage hold on each node."""
+        with self._lock:
+            held = list(self._objects[Kind.OTHER_POD].values())
+        return reserved_by_node(held)
 
     def service(self, namespace: str, name: str) -> Body | None:
         with self._lock:

@@ -1,12 +1,12 @@
 """kopf wiring: the watches feed the cluster cache; the round loop does everything else.
 
 No policy lives here and no handler calls the API. kopf's watch streams (TrainingJobs, the worker
-pods and Services Stretto manages, nodes) go into the `ClusterCache` held in kopf's memo, which
-marks the job a change belongs to dirty; a new, changed or deleted job wakes the loop for an early
-round. Missing an event, or processing one twice, is harmless: the loop primes the cache with one list
-per kind when it starts leading, and every pass is level-triggered. The operator adds no finalizer,
-so deleting a TrainingJob never waits for the operator: its pods and Service go through garbage
-collection of their ownerReferences.
+pods and Services Stretto manages, nodes, and the node room other pods take) go into the
+`ClusterCache` held in kopf's memo, which marks the job a change belongs to dirty; a new, changed or
+deleted job wakes the loop for an early round. Missing an event, or processing one twice, is
+harmless: the loop primes the cache with one list per kind when it starts leading, and every pass is
+level-triggered. The operator adds no finalizer, so deleting a TrainingJob never waits for the
+operator: its pods and Service go through garbage collection of their ownerReferences.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from stretto.operator.round_loop import RoundLoop
 
 log = logging.getLogger(__name__)
 MANAGED = {contracts.LABEL_MANAGED_BY: contracts.MANAGED_BY}
-FEEDERS = ("on_trainingjob_event", "on_worker_pod_event", "on_service_event", "on_node_event")
+FEEDERS = ("on_trainingjob_event", "on_worker_pod_event", "on_other_pod_event", "on_service_event", "on_node_event")
 
 
 class QuietFeeders(logging.Filter):
@@ -113,6 +113,19 @@ async def on_trainingjob_event(event: dict[str, Any], body: kopf.Body, memo: kop
 @kopf.on.event("", "v1", "pods", labels=MANAGED)
 async def on_worker_pod_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
     _observe(memo, Kind.POD, event)
+
+
+def _not_managed(labels: kopf.Labels, **_: Any) -> bool:
+    return labels.get(contracts.LABEL_MANAGED_BY) != contracts.MANAGED_BY
+
+
+@kopf.on.event("", "v1", "pods", when=_not_managed)
+async def on_other_pod_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    """The node room other pods take (a node daemon, the chart's own pods): the round plans around it."""
+    cache: ClusterCache | None = getattr(memo, "cache", None)
+    body = event.get("object")
+    if cache is not None and isinstance(body, dict) and event.get("type"):
+        cache.observe_other_pod(str(event["type"]), body)
 
 
 @kopf.on.event("", "v1", "services", labels=MANAGED)

@@ -109,7 +109,8 @@ class RoundLoop:
         snapshot = build_snapshot(now_s=time.time(), round_index=self.round_index,
                                   round_seconds=config.round_seconds, jobs=jobs, nodes=self.cache.nodes(),
                                   pods=self.cache.workers(), book=self.book, policy_state=self.policy_state,
-                                  time_scale=config.time_scale, tenant_weights=config.tenant_weights)
+                                  time_scale=config.time_scale, tenant_weights=config.tenant_weights,
+                                  reserved=self.cache.reserved_by_node())
         solve_started = time.perf_counter()
         decision = run_round(snapshot, plugins)
         solved = time.perf_counter()

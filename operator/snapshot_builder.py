@@ -45,8 +45,9 @@ def _timestamp(value: str | None) -> float | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def node_state(node: dict[str, Any]) -> NodeState | None:
-    """A schedulable, Ready node with GPUs; None for anything a job cannot be placed on."""
+def node_state(node: dict[str, Any], reserved: tuple[float, float] = (0.0, 0.0)) -> NodeState | None:
+    """A schedulable, Ready node with GPUs, less the (CPUs, GiB) other pods hold on it; None for anything a
+    job cannot be placed on."""
     spec, status = node.get("spec") or {}, node.get("status") or {}
     if spec.get("unschedulable"):
         return None
@@ -57,8 +58,8 @@ def node_state(node: dict[str, Any]) -> NodeState | None:
         return None
     return NodeState(
         name=node["metadata"]["name"], gpus=gpus,
-        cpus=float(parse_quantity(allocatable.get("cpu", 0))),
-        memory_gib=parse_bytes(allocatable.get("memory", 0)) / GIB,
+        cpus=max(0.0, float(parse_quantity(allocatable.get("cpu", 0))) - reserved[0]),
+        memory_gib=max(0.0, parse_bytes(allocatable.get("memory", 0)) / GIB - reserved[1]),
     )
 
 
@@ -156,19 +157,23 @@ def _work_done(body: dict[str, Any]) -> bool:
 def build_snapshot(*, now_s: float, round_index: int, round_seconds: float, jobs: list[dict[str, Any]],
                    nodes: list[dict[str, Any]], pods: list[dict[str, Any]], book: ProfileBook,
                    policy_state: PolicyState = EMPTY_STATE, total_jobs_seen: int = 0,
-                   time_scale: float = 1.0, tenant_weights: Mapping[str, float] | None = None) -> ClusterSnapshot:
+                   time_scale: float = 1.0, tenant_weights: Mapping[str, float] | None = None,
+                   reserved: Mapping[str, tuple[float, float]] | None = None) -> ClusterSnapshot:
     """The round's input. Finished (or work done), deleting jobs are left out; order is by arrival then name.
 
     Times are training seconds: wall times and durations are multiplied by `time_scale` (1 on a real
     cluster), so predictions and policies see the same clock as the job model's throughputs. A job's
-    weight is its tenant's weight from the configuration times its own.
+    weight is its tenant's weight from the configuration times its own. `reserved` is the (CPUs, GiB)
+    that pods Stretto does not manage hold on each node.
     """
     active = [j for j in jobs if not j["metadata"].get("deletionTimestamp")
               and (j.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and not _work_done(j)]
     weights = tenant_weights or {}
     states = sorted((_weighted(_scaled(job_state(j, book, now_s), time_scale), weights) for j in active),
                     key=lambda s: (s.arrival_s, s.job_id))
-    node_states = tuple(n for n in (node_state(node) for node in nodes) if n is not None)
+    held = reserved or {}
+    node_states = tuple(n for n in (node_state(node, held.get(node["metadata"]["name"], (0.0, 0.0)))
+                                    for node in nodes) if n is not None)
     previous = current_allocations(pods)
     known = {s.job_id for s in states}
     return ClusterSnapshot(
