@@ -10,7 +10,7 @@ allocation, orphans, a GPU on two pods, progress going backwards) and its makesp
 baseline's. Targets (issue 17): 20/20 Succeeded every time, no violation, makespan within 1.3x.
 Every process a run starts is stopped at the end, also on failure or Ctrl-C.
 
-    .venv/bin/python bench/bench_chaos.py [--seeds 1,2,3] [--fuzz 3000]      # or: make chaos
+    .venv/bin/python bench/bench_chaos.py [--seeds 1,2,3] [--replicas 1,2] [--fuzz 3000]   # or: make chaos
 """
 
 from __future__ import annotations
@@ -43,6 +43,18 @@ def line(label: str, outcome: ChaosOutcome, baseline_makespan: float | None) -> 
             f"faults: {faults}")
 
 
+def print_fuzz(outcome: ChaosOutcome) -> None:
+    fuzz = outcome.fuzz
+    print(f"  fuzz: {fuzz.line()} ({outcome.fuzz_unanswered_while_killed} while the chaos had "
+          f"the extender killed, {len(outcome.fuzz_unanswered_otherwise)} otherwise); "
+          f"{len(outcome.fuzz_disallowed)} binds the API's pod would not allow; extender log "
+          f"{outcome.log_bytes_per_bad_request or 0:.0f} bytes per bad request; "
+          f"by kind {dict(sorted(fuzz.by_kind.items()))}")
+    problems = fuzz.server_errors + fuzz.slow + outcome.fuzz_disallowed + outcome.fuzz_unanswered_otherwise
+    for problem in problems[:10]:
+        print(f"    {problem}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workload", type=Path, default=DEMO_WORKLOAD)
@@ -50,6 +62,7 @@ def main() -> int:
     parser.add_argument("--operator-kills", type=int, default=30)
     parser.add_argument("--extender-kills", type=int, default=5)
     parser.add_argument("--leader-kills", type=int, default=10)
+    parser.add_argument("--replicas", default="1,2", help="which runs per seed: one operator, two, or both")
     parser.add_argument("--fuzz", type=int, default=3000, help="bad requests sent to the extender (first seed)")
     parser.add_argument("--time-scale", type=float, default=30.0)
     parser.add_argument("--round-seconds", type=float, default=3.0)
@@ -57,6 +70,7 @@ def main() -> int:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the cluster (finally)
     seeds = [int(s) for s in args.seeds.split(",") if s]
+    replicas = {int(r) for r in args.replicas.split(",") if r}
     compression = Compression(time_scale=args.time_scale, round_seconds=args.round_seconds)
     print(describe())
     print(f"workload {args.workload}, {compression.time_scale:g} training s per wall s, rounds of "
@@ -80,20 +94,14 @@ def main() -> int:
 
             baseline = run("no faults", FaultPlan(0, 0, 0, 0), 0, 1, 0)
             for seed in seeds:
-                single = FaultPlan(args.operator_kills, args.extender_kills, 1, 1)
-                outcome = run(f"seed {seed}, 1 replica", single, seed, 1, args.fuzz if seed == seeds[0] else 0)
-                if outcome.fuzz.sent:
-                    fuzz = outcome.fuzz
-                    print(f"  fuzz: {fuzz.line()} ({outcome.fuzz_unanswered_while_killed} while the chaos had "
-                          f"the extender killed, {len(outcome.fuzz_unanswered_otherwise)} otherwise); "
-                          f"{len(outcome.fuzz_disallowed)} binds the API's pod would not allow; extender log "
-                          f"{outcome.log_bytes_per_bad_request or 0:.0f} bytes per bad request; "
-                          f"by kind {dict(sorted(fuzz.by_kind.items()))}")
-                    problems = (fuzz.server_errors + fuzz.slow + outcome.fuzz_disallowed
-                                + outcome.fuzz_unanswered_otherwise)
-                    for problem in problems[:10]:
-                        print(f"    {problem}")
-                run(f"seed {seed}, 2 replicas", FaultPlan(args.leader_kills, args.extender_kills, 1, 1), seed, 2, 0)
+                if 1 in replicas:
+                    single = FaultPlan(args.operator_kills, args.extender_kills, 1, 1)
+                    outcome = run(f"seed {seed}, 1 replica", single, seed, 1, args.fuzz if seed == seeds[0] else 0)
+                    if outcome.fuzz.sent:
+                        print_fuzz(outcome)
+                if 2 in replicas:
+                    pair = FaultPlan(args.leader_kills, args.extender_kills, 1, 1)
+                    run(f"seed {seed}, 2 replicas", pair, seed, 2, 0)
         finally:
             cluster.down(progress=progress)
     print("\nsummary")
