@@ -83,12 +83,28 @@ def _kind(record_job: Any) -> str:
     return "rigid" if record_job.workers.min == record_job.workers.max else "elastic"
 
 
-def _bar(fraction: float, width: int = 12) -> str:
+def _bar(fraction: float, width: int = 6) -> str:
     filled = round(fraction * width)
-    return "█" * filled + "·" * (width - filled) + f" {100 * fraction:5.1f}%"
+    return "█" * filled + "·" * (width - filled) + f" {100 * fraction:3.0f}%"
+
+
+def wrap_at_hyphens(name: str, width: int) -> str:
+    """A long name broken after its hyphens into lines of at most `width` (a part longer than that stays whole)."""
+    lines: list[str] = []
+    for part in name.replace("-", "-\0").split("\0"):
+        if lines and len(lines[-1]) + len(part) <= width:
+            lines[-1] += part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
+JOB_COLUMN = 20  # with the other columns' widths, the live view fits 80 columns
 
 
 def live_view(run: LiveRun) -> Table:
+    """One row per job: its name over its kind and tenant, phase, workers (ready/planned, min-max), GPUs,
+    progress and ρ; designed for 80 columns (long names break after a hyphen)."""
     records = list(run.records.values())
     done = sum(r.finished is not None for r in records)
     gpus = run.samples[-1].gpus if run.samples else 0
@@ -96,13 +112,16 @@ def live_view(run: LiveRun) -> Table:
     title = (f"Stretto demo · wall {wall:5.0f} s · training {run.compression.training(wall) / 3600:4.2f} h · "
              f"{done}/{len(records)} Succeeded · {gpus}/{run.totals[0]} GPUs held")
     table = Table(title=title, title_justify="left")
-    for column in ("TrainingJob", "kind", "tenant", "phase", "workers", "GPUs", "progress", "ρ"):  # narrow: fold
-        table.add_column(column, justify="right" if column in ("workers", "GPUs", "ρ") else "left", overflow="fold")
+    table.add_column("TrainingJob\n[dim]kind · tenant[/dim]", max_width=JOB_COLUMN)
+    table.add_column("phase")
+    for column in ("workers", "GPUs", "progress", "ρ"):
+        table.add_column(column, justify="right", no_wrap=True)
     for record in records:
         job, status = record.job, record.status
+        name = f"{wrap_at_hyphens(job.id, JOB_COLUMN)}\n[dim]{_kind(job)} · {job.tenant}[/dim]"
         if record.applied is None:
-            wait = run.due(record) - wall
-            table.add_row(job.id, _kind(job), job.tenant, f"[dim]arrives in {wait:.0f} s[/dim]", "", "", "", "")
+            wait = max(0.0, run.due(record) - wall)
+            table.add_row(name, f"[dim]arrives\nin {wait:.0f} s[/dim]", "", "", "", "")
             continue
         phase = status.get("phase", "Pending")
         colour = {"Running": "green", "Succeeded": "blue", "Scaling": "yellow", "Failed": "red"}.get(phase, "white")
@@ -110,7 +129,7 @@ def live_view(run: LiveRun) -> Table:
         workers = f"{status.get('readyWorkers', 0)}/{planned if planned is not None else '-'} " \
                   f"[dim]({job.workers.min}-{job.workers.max})[/dim]"
         rho = (status.get("prediction") or {}).get("rho")
-        table.add_row(job.id, _kind(job), job.tenant, f"[{colour}]{phase}[/{colour}]", workers,
+        table.add_row(name, f"[{colour}]{phase}[/{colour}]", workers,
                       str((status.get("allocation") or {}).get("gpus", 0)), _bar(record.fraction_done),
                       "" if rho is None else f"{rho:.2f}")
     return table
@@ -119,10 +138,10 @@ def live_view(run: LiveRun) -> Table:
 # -- the comparison --------------------------------------------------------------------------------
 
 def comparison_tables(rows: list[tuple[str, str, Summary]], reference: Summary, live: Summary) -> Group:
-    from stretto.sim.command import _table  # the very table `stretto simulate` prints
+    from stretto.sim.command import summary_tables  # the very tables `stretto simulate` prints
 
-    metrics = _table(rows, ROUND_CONFIG.predictor.name)
-    metrics.title = "live run and simulation, same workload (times in training hours)"
+    metrics = summary_tables(rows, ROUND_CONFIG.predictor.name)
+    metrics.renderables[0].title = "live run and simulation, same workload (times in training hours)"
     ratios = Table(title="live / simulated")
     for column in ("metric", "live", "simulated", "live / sim"):
         ratios.add_column(column, justify="left" if column == "metric" else "right")
@@ -234,7 +253,7 @@ def run_workload(cluster: DevCluster, state: ClusterState, args: argparse.Namesp
     results = {"live": live, "simulated": calibrated, "simulated-no-overhead": reference}
     summaries = {label: summarise(r) for label, r in results.items()}
     rows = [("live", "operator + emulator", summaries["live"]),
-            ("simulated", f"restore {overhead:.0f} s, resize {resize:.0f} s", summaries["simulated"]),
+            ("simulated", f"restore {overhead:.0f} s,\nresize {resize:.0f} s", summaries["simulated"]),
             ("simulated", "restore 0 s", summaries["simulated-no-overhead"])]
     console.print(comparison_tables(rows, summaries["simulated"], summaries["live"]))
     console.print(f"median start latency (applied → all workers Running, jobs that found free GPUs): "

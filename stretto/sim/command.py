@@ -15,7 +15,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -181,37 +181,32 @@ def write_job_csv(result: SimulationResult, path: Path) -> None:
             )
 
 
-def _table(rows: list[tuple[str, str, Summary]], predictor: str, *, oracle: bool = False) -> Table:
-    table = Table(title=f"stretto simulate (predictor {predictor})")
-    for column in (
-        "policy",
-        "packer",
-        "makespan h",
-        "avg JCT h",
-        "median JCT h",
-        "p99 JCT h",
-        "worst ρ",
-        "unfair %",
-        "unfair % (Shockwave ρ)",
-        "GPU util",
-        "solver p99 s",
-    ):
-        table.add_column(column, justify="left" if column in ("policy", "packer") else "right", overflow="fold")
-    for policy, packer, s in rows:
-        table.add_row(
-            f"{policy} (oracle)" if oracle else policy,
-            packer,
-            f"{s.makespan_s / 3600:.2f}",
-            f"{s.avg_jct_s / 3600:.2f}",
-            f"{s.median_jct_s / 3600:.2f}",
-            f"{s.p99_jct_s / 3600:.2f}",
-            f"{s.worst_rho:.2f}",
-            f"{100 * s.unfair_fraction:.1f}",
-            f"{100 * s.shockwave_unfair_fraction:.1f}",
-            f"{100 * s.gpu_utilisation:.0f}%",
-            f"{s.solver_p99_s:.3f}",
-        )
+def run_label(policy: str, packer: str) -> str:
+    """A run's name on two lines (policy, then packer): the label column stays narrow enough for the figures."""
+    return f"{policy}\n[dim]{packer}[/dim]"
+
+
+def _figures_table(title: str, columns: tuple[str, ...]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("policy\npacker", overflow="fold")
+    for column in columns:  # headers are set on two lines where one would be too wide; figures never wrap
+        table.add_column(column, justify="right", no_wrap=True)
     return table
+
+
+def summary_tables(rows: list[tuple[str, str, Summary]], predictor: str, *, oracle: bool = False) -> Group:
+    """The runs' figures in two tables that each fit 80 columns: times, then fairness and packing."""
+    times = _figures_table(f"stretto simulate (predictor {predictor}): times in hours",
+                           ("makespan", "avg JCT", "median JCT", "p99 JCT"))
+    fairness = _figures_table("fairness and packing",
+                              ("worst ρ", "unfair %", "unfair %\n(Shockwave ρ)", "GPU util", "solver\np99 s"))
+    for policy, packer, s in rows:
+        label = run_label(f"{policy} (oracle)" if oracle else policy, packer)
+        times.add_row(label, *(f"{v / 3600:.2f}" for v in (s.makespan_s, s.avg_jct_s, s.median_jct_s, s.p99_jct_s)))
+        fairness.add_row(label, f"{s.worst_rho:.2f}", f"{100 * s.unfair_fraction:.1f}",
+                         f"{100 * s.shockwave_unfair_fraction:.1f}", f"{100 * s.gpu_utilisation:.0f}%",
+                         f"{s.solver_p99_s:.3f}")
+    return Group(times, fairness)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -256,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     rows = [(p, k, summarise(r)) for (p, k), r in results.items()]
     oracle = any(p.predictor.oracle for p in plugins.values())
     predictor_label = f"{args.predictor} (oracle)" if oracle else args.predictor
-    console.print(_table(rows, predictor_label, oracle=oracle))
+    console.print(summary_tables(rows, predictor_label, oracle=oracle))
     if args.out is not None:
         out: Path = args.out
         out.mkdir(parents=True, exist_ok=True)

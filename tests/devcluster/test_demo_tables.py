@@ -1,15 +1,18 @@
-"""The demo's live view and its comparison table render in 80 columns, folded, never cut with '…'."""
+"""The demo's live view and the comparison tables fit 80 columns by design: names break after a hyphen,
+headers are set on two lines, and no word or figure is cut ('…') or folded mid-word."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from rich.console import Console
 
 from stretto.core.profile_loading import load_builtin_profiles
-from stretto.devcluster.demo import comparison_tables, live_view
+from stretto.devcluster.demo import comparison_tables, live_view, wrap_at_hyphens
 from stretto.devcluster.demo_workload import DEMO_WORKLOAD, Compression, load
 from stretto.devcluster.live_run import LiveRun
+from stretto.sim.command import summary_tables
 from stretto.sim.metrics import Summary
 
 
@@ -19,21 +22,53 @@ def rendered(renderable) -> str:
     return console.export_text()
 
 
-def test_the_live_view_fits_80_columns_with_a_row_for_every_job():
+def words(text: str) -> set[str]:
+    return set(re.findall(r"[\w.%ρ()/+-]+", text))
+
+
+def assert_fits(text: str) -> None:
+    assert "…" not in text, text
+    assert max(map(len, text.splitlines())) <= 80, text
+
+
+def test_long_names_break_after_a_hyphen():
+    assert wrap_at_hyphens("j11-mobilenetv2-accordion", 16) == "j11-mobilenetv2-\naccordion"
+    assert wrap_at_hyphens("j11-mobilenetv2-accordion", 12) == "j11-\nmobilenetv2-\naccordion"
+    assert wrap_at_hyphens("j03-lstmlm-gns", 16) == "j03-lstmlm-gns"
+    assert wrap_at_hyphens("averyveryverylongname", 8) == "averyveryverylongname"
+
+
+def test_the_live_view_fits_80_columns_with_every_job_and_phase_whole():
     jobs = load(DEMO_WORKLOAD, load_builtin_profiles())
     run = LiveRun(None, "demo", jobs, Compression(time_scale=30, round_seconds=3),  # type: ignore[arg-type]
                   total_gpus=32, total_cpus=384, total_memory_gib=3072, clock=lambda: 10.0)
     run.started = 0.0
-    for record in list(run.records.values())[:3]:
+    phases = ["Succeeded", "Running", "Pending"]
+    for i, record in enumerate(list(run.records.values())[:15]):
         record.applied = 0.0
-        record.status = {"phase": "Succeeded", "readyWorkers": 0, "allocation": {"gpus": 0}}
+        record.status = {"phase": phases[i % 3], "readyWorkers": 10, "prediction": {"rho": 1.23},
+                         "allocation": {"gpus": 16, "plannedWorkers": 10}}
     text = rendered(live_view(run))
-    assert "…" not in text and max(map(len, text.splitlines())) <= 80
-    assert all(job.id[:6] in text for job in jobs)    # every job has its row; long ids fold onto a second line
+    assert_fits(text)
+    seen = words(text)
+    assert set(phases) <= seen and "arrives" in seen
+    for job in jobs:  # every part of every name, whole
+        assert all(part in text for part in job.id.replace("-", "- ").split()), job.id
+    assert "10/10" in seen and "100%" not in text.replace(" 0%", "")  # figures are never split
 
 
 def test_the_comparison_names_the_predictor_and_fits_80_columns():
-    summary = Summary(**{f.name: 1.0 for f in dataclasses.fields(Summary)})
-    text = rendered(comparison_tables([("live", "operator + emulator", summary)], summary, summary))
-    assert "…" not in text and max(map(len, text.splitlines())) <= 80
+    summary = Summary(**{f.name: 1234.5 for f in dataclasses.fields(Summary)})
+    rows = [("live", "operator + emulator", summary), ("simulated", "restore 46 s,\nresize 25 s", summary)]
+    text = rendered(comparison_tables(rows, summary, summary))
+    assert_fits(text)
+    assert {"makespan", "median", "(Shockwave", "operator", "emulator", "restore", "resize"} <= words(text)
     assert "live / sim" in text
+
+
+def test_the_simulate_tables_fit_80_columns_for_the_longest_names():
+    summary = Summary(**{f.name: 123456.0 for f in dataclasses.fields(Summary)})
+    rows = [("stretto", "synergy-tune", summary), ("shockwave", "proportional", summary)]
+    text = rendered(summary_tables(rows, "bayesian-regime (oracle)", oracle=True))
+    assert_fits(text)
+    assert {"stretto", "synergy-tune", "shockwave", "proportional", "(oracle)", "34.29"} <= words(text)
