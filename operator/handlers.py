@@ -59,6 +59,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     await channel.start(host, port, shared=bool(os.environ.get("STRETTO_LEADER_ELECTION")))
     memo.progress = channel
     memo.cache = ClusterCache()
+    channel.cache = memo.cache  # reports read the job and its workers from the watches, not the API
     elector = _elector()
     identity = getattr(elector, "identity", f"{socket.gethostname()}-{os.getpid()}")
     memo.rounds = RoundLoop(memo.cache, Reconciler(memo.cache, channel, EventRecorder()), elector=elector,

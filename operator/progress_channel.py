@@ -5,7 +5,9 @@ verifies the token against the job it claims (a job may only report for itself),
 report against the allocation the job really holds (`progress_reports.check_report`), records it in
 the ledger and writes it to the job's `status.progress` before it answers: a report the worker was
 told is taken survives an operator killed a moment later (a failed write answers 503, and the
-worker sends its cumulative progress again). The round loop feeds the ledger to the core as each
+worker sends its cumulative progress again). The job and its workers are read from the operator's
+watch-fed cache; the write is preconditioned on the resourceVersion read, so a stale read costs a
+conflict and a fresh read, never a lost report. The round loop feeds the ledger to the core as each
 job's samples done and batch sizes.
 """
 
@@ -25,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from stretto import contracts
 from stretto.core.profile_loading import load_builtin_profiles
 from stretto.operator import kube
+from stretto.operator.cluster_cache import ClusterCache, Kind
 from stretto.operator.progress_ledger import JobProgressRecord, ProgressLedger
 from stretto.operator.progress_reports import ProgressReport, ProgressResponse, job_context
 from stretto.operator.progress_server import PROGRESS_PORT, build_progress_app, start_progress_server
@@ -41,6 +44,7 @@ from stretto.operator.snapshot_builder import current_allocations, job_key
 from stretto.sdk.environment import progress_secret_name
 
 log = logging.getLogger(__name__)
+MAX_STORE_ATTEMPTS = 4  # a report stored over a fresh read after each conflict, then 503 (the worker retries)
 
 
 def operator_namespace() -> str:
@@ -76,6 +80,7 @@ class ProgressChannel:
     ledger: ProgressLedger = field(default_factory=ProgressLedger)
     runner: web.AppRunner | None = None
     secrets_written: set[str] = field(default_factory=set)  # UIDs of the jobs whose token Secret this process wrote
+    cache: ClusterCache | None = None  # the operator's watch-fed view; without it each report reads the API
     # One report of a job at a time from ledger to status, so an older record never lands last.
     _job_locks: defaultdict[tuple[str, str], threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock))
@@ -116,42 +121,70 @@ class ProgressChannel:
             return None
         return str(body["metadata"]["uid"])
 
-    def _ingest(self, report: ProgressReport) -> ProgressResponse | None:
+    def _job_and_workers(self, namespace: str, name: str, *, fresh: bool) -> tuple[dict[str, Any], list[Any]] | None:
+        """The job and its worker pods: from the watch-fed cache, or (`fresh`, or no cache) from the API."""
+        cache = self.cache
+        if cache is not None and not fresh:
+            body = cache.job(job_key(namespace, name))
+            if body is not None:
+                return body, cache.workers_of(job_key(namespace, name), str(body["metadata"]["uid"]))
         try:
             body = dict(kube.custom().get_namespaced_custom_object(
-                contracts.GROUP, contracts.VERSION, report.namespace, contracts.TRAININGJOB_PLURAL, report.job))
+                contracts.GROUP, contracts.VERSION, namespace, contracts.TRAININGJOB_PLURAL, name))
         except ApiException:
             return None
-        if (body.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            return None
-        selector = f"{contracts.LABEL_JOB}={report.job}"
+        selector = f"{contracts.LABEL_JOB}={name}"
         pods = [kube.api_client().sanitize_for_serialization(p)
-                for p in kube.core().list_namespaced_pod(report.namespace, label_selector=selector).items]
-        allocation = current_allocations(pods).get(job_key(report.namespace, report.job))
-        checkpoint = any(contracts.ANNOTATION_CHECKPOINT_REQUESTED in (p["metadata"].get("annotations") or {})
-                         for p in pods)
-        # What the job's status holds may be ahead of this replica's ledger: after a restart, or when
-        # another replica behind the same Service stored the job's last report. Keep the furthest.
-        uid = str(body["metadata"]["uid"])
-        self.ledger.restore(report.namespace, report.job, (body.get("status") or {}).get("progress"), None, uid)
-        context = job_context(body, book=self.book, allocation=allocation, checkpoint_requested=checkpoint)
-        with self._job_locks[(report.namespace, report.job)]:
-            response = self.ledger.ingest(report, context)
-            self._persist(body, self.ledger.get(report.namespace, report.job, uid))
-        return response
+                for p in kube.core().list_namespaced_pod(namespace, label_selector=selector).items]
+        return body, pods
 
-    @staticmethod
-    def _persist(body: dict[str, Any], record: JobProgressRecord | None) -> None:
-        """Write the job's recorded progress to its status; raises (and the report is not
-        acknowledged) when the write fails. The uid makes the patch refuse a re-created namesake."""
+    def _ingest(self, report: ProgressReport) -> ProgressResponse | None:
+        """Check and record one report, and store it in the job's status before answering.
+
+        The status patch carries the resourceVersion it was computed from: a job changed since (by a
+        round, or by another replica storing a further report) answers 409, and the report is stored
+        again over a fresh read, so a stale copy never overwrites further progress."""
+        response: ProgressResponse | None = None
+        for attempt in range(MAX_STORE_ATTEMPTS):
+            found = self._job_and_workers(report.namespace, report.job, fresh=attempt > 0)
+            if found is None:
+                return None
+            body, pods = found
+            if (body.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                return None
+            # What the job's status holds may be ahead of this replica's ledger: after a restart, or when
+            # another replica behind the same Service stored the job's last report. Keep the furthest.
+            uid = str(body["metadata"]["uid"])
+            self.ledger.restore(report.namespace, report.job, (body.get("status") or {}).get("progress"), None, uid)
+            with self._job_locks[(report.namespace, report.job)]:
+                if response is None:
+                    allocation = current_allocations(pods).get(job_key(report.namespace, report.job))
+                    checkpoint = any(contracts.ANNOTATION_CHECKPOINT_REQUESTED in
+                                     (p["metadata"].get("annotations") or {}) for p in pods)
+                    context = job_context(body, book=self.book, allocation=allocation,
+                                          checkpoint_requested=checkpoint)
+                    response = self.ledger.ingest(report, context)
+                try:
+                    self._persist(body, self.ledger.get(report.namespace, report.job, uid))
+                    return response
+                except ApiException as error:
+                    if error.status != 409 or attempt == MAX_STORE_ATTEMPTS - 1:
+                        raise
+        return None
+
+    def _persist(self, body: dict[str, Any], record: JobProgressRecord | None) -> None:
+        """Write the job's recorded progress to its status, preconditioned on the uid and resourceVersion
+        it was read at; raises (and the report is not acknowledged) when the write fails."""
         if record is None:
             return
         metadata, work = body["metadata"], body["spec"]["work"]
-        patch = {"metadata": {"uid": metadata["uid"]},
+        patch = {"metadata": {"uid": metadata["uid"], "resourceVersion": metadata["resourceVersion"]},
                  "status": {"progress": record.progress_status(float(work["epochs"] * work["samplesPerEpoch"]))}}
-        kube.custom().patch_namespaced_custom_object_status(
+        answer = kube.custom().patch_namespaced_custom_object_status(
             contracts.GROUP, contracts.VERSION, metadata["namespace"], contracts.TRAININGJOB_PLURAL,
             metadata["name"], patch)
+        if self.cache is not None:
+            self.cache.store(Kind.JOB, dict(answer))
 
     async def start(self, host: str, port: int, *, shared: bool = False) -> int:
         async def verify(namespace: str, job: str, token: str) -> bool:

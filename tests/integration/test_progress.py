@@ -132,3 +132,36 @@ def test_a_job_applied_again_under_its_name_starts_from_zero_and_runs(harness: H
     wait_for(lambda: running_workers(core, namespace, "again", 1), 120, "the second job's worker")
     status = get_job(custom, namespace, "again").get("status") or {}
     assert status.get("phase") in ("Pending", "Running") and (status.get("progress") or {}).get("samplesDone", 0) == 0
+
+
+def test_a_report_read_from_a_stale_cache_never_overwrites_further_progress(harness: Harness, custom, namespace,
+                                                                            monkeypatch):
+    """The channel reads the job from the watch-fed cache; when another replica stored a further report
+    since, the preconditioned write conflicts, the report is stored again over a fresh read, and the
+    further progress stays."""
+    from stretto import contracts
+    from stretto.operator import kube
+    from stretto.operator.cluster_cache import ClusterCache, Kind
+    from stretto.operator.progress_channel import ProgressChannel
+    from stretto.operator.progress_reports import ProgressReport
+
+    monkeypatch.setenv("KUBECONFIG", str(harness.kubeconfig))
+    kube.api_client.cache_clear()
+    try:
+        create_job(custom, namespace, adaptive_job("raced"))
+        stale = get_job(custom, namespace, "raced")
+        args = (contracts.GROUP, contracts.VERSION, namespace, contracts.TRAININGJOB_PLURAL, "raced")
+        further = {"samplesDone": 200_000.0, "epoch": 4.0, "batchSize": 32, "percent": 40.0}
+        custom.patch_namespaced_custom_object_status(*args, {"status": {"progress": further}})  # "another replica"
+        cache = ClusterCache()
+        cache.store(Kind.JOB, stale)
+        channel = ProgressChannel(key=b"k" * 32, url="http://unused", cache=cache)
+        report = ProgressReport(namespace=namespace, job="raced", worker=0, epoch=1.0, samples_done=50_000.0,
+                                samples_per_second=1000.0, batch_size=32, timestamp=1.7e9)
+        assert channel._ingest(report) is not None
+        stored = get_job(custom, namespace, "raced")["status"]["progress"]
+        assert stored["samplesDone"] == 200_000.0, stored
+        assert cache.job(f"{namespace}/raced")["metadata"]["resourceVersion"] == \
+            get_job(custom, namespace, "raced")["metadata"]["resourceVersion"]  # the answer went into the cache
+    finally:
+        kube.api_client.cache_clear()
