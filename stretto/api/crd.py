@@ -144,6 +144,11 @@ def trainingjob_crd() -> dict[str, Any]:
                      "description": "Percent of the work done"},
                     {"name": "Rho", "type": "number", "jsonPath": ".status.prediction.rho",
                      "description": "Predicted finish-time fairness (1 = fair)"},
+                    {"name": "Model", "type": "string", "jsonPath": ".status.jobModelSummary.name",
+                     "description": "Whose throughput curve the job model starts from: a built-in family, or "
+                                    "'learned' from the job's own reports alone"},
+                    {"name": "Uncertainty", "type": "number", "jsonPath": ".status.jobModelSummary.uncertainty",
+                     "description": "Half-width of the job model's 90 % credible interval, percent of its rate"},
                     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                 ],
                 "schema": {"openAPIV3Schema": {

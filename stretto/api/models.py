@@ -10,7 +10,7 @@ validators apply the same rules in Python, for code that builds specs without an
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -410,6 +410,79 @@ class Prediction(ApiModel):
         default_factory=list, description="expected epochs still to run at each batch size (regime posterior)")
 
 
+# Bounds of `status.jobModel`, as stretto.core.job_model writes it (a test keeps them equal to its own).
+JOB_MODEL_FEATURES = 5          # level, GPU exponent, batch exponent, CPU and memory elasticities
+JOB_MODEL_MAX_TABLE = 256       # prior throughput entries
+JOB_MODEL_MAX_GRID = 64         # CPU or memory grid points
+JOB_MODEL_MAX_WINDOW = 256      # reports kept verbatim
+_Coefficients = Annotated[list[float], Field(min_length=JOB_MODEL_FEATURES, max_length=JOB_MODEL_FEATURES)]
+
+
+class JobModelGrid(ApiModel):
+    """The prior's CPU × memory grid: relative throughput per (CPUs, GiB) per GPU."""
+
+    cpu_per_gpu: list[float] = Field(min_length=1, max_length=JOB_MODEL_MAX_GRID)
+    memory_gib_per_gpu: list[float] = Field(min_length=1, max_length=JOB_MODEL_MAX_GRID)
+    relative_throughput: list[Annotated[list[float], Field(max_length=JOB_MODEL_MAX_GRID)]] = Field(
+        max_length=JOB_MODEL_MAX_GRID)
+    ideal_cpu_per_gpu: float
+    ideal_memory_gib_per_gpu: float
+    ideal_speedup: float
+
+
+class JobModelPrior(ApiModel):
+    """The fixed curve the job's correction is learned against, and the prior on that correction."""
+
+    model: str = Field(min_length=1, max_length=63)
+    throughput: list[Annotated[list[float], Field(min_length=3, max_length=3)]] = Field(
+        max_length=JOB_MODEL_MAX_TABLE, description="[batch size, GPUs, samples per second] of the prior curve")
+    default_batch_size: int = Field(ge=1)
+    samples_per_epoch: float | None = None
+    scale_with_gpus: bool
+    source: str = Field(max_length=1024)
+    sensitivity: JobModelGrid | None = None
+    mean: _Coefficients
+    sd: _Coefficients
+    cpu_saturation: float
+    memory_saturation: float
+    reference_cpu_per_gpu: float
+    reference_memory_gib_per_gpu: float
+    noise_scale: float
+    noise_dof: float
+    declared: bool
+
+
+class JobModelFolded(ApiModel):
+    """Reports older than the window, as weighted least-squares sums."""
+
+    count: int = Field(ge=0)
+    gram: list[_Coefficients] = Field(min_length=JOB_MODEL_FEATURES, max_length=JOB_MODEL_FEATURES)
+    shift: _Coefficients
+    squares: float = Field(ge=0)
+
+
+class JobModel(ApiModel):
+    """The job's throughput posterior (`stretto.core.job_model`), learned from its own progress reports."""
+
+    version: int = Field(ge=1)
+    prior: JobModelPrior
+    window: int = Field(ge=1, le=JOB_MODEL_MAX_WINDOW)
+    reports: list[Annotated[list[float], Field(min_length=5, max_length=5)]] = Field(
+        max_length=JOB_MODEL_MAX_WINDOW,
+        description="[GPUs, batch size, CPUs per GPU, GiB per GPU, samples per second], the newest last")
+    folded: JobModelFolded
+
+
+class JobModelSummary(ApiModel):
+    """What `kubectl get tj` shows of the job model: whose curve it is and how sure it is."""
+
+    name: str = Field(max_length=63, description="The built-in family the prior came from, or 'learned'.")
+    reports: int = Field(default=0, ge=0, description="Reports learned from.")
+    samples_per_second: float | None = Field(default=None, description="Learned rate at the last report's allocation.")
+    uncertainty: float | None = Field(
+        default=None, ge=0, description="Half-width of the 90 % credible interval there, percent of the rate.")
+
+
 class TrainingJobStatus(ApiModel):
     model_config = ConfigDict(extra="allow")
 
@@ -420,6 +493,8 @@ class TrainingJobStatus(ApiModel):
     progress: Progress | None = None
     accounting: Accounting | None = None
     prediction: Prediction | None = None
+    job_model: JobModel | None = None
+    job_model_summary: JobModelSummary | None = None
     message: str | None = None
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
