@@ -2,8 +2,9 @@
 
 Workers (through `stretto.sdk`) POST progress reports with their job's bearer token; the server
 verifies the token against the job it claims (a job may only report for itself), checks the
-report against the allocation the job really holds (`progress_reports.check_report`), records it in
-the ledger and writes it to the job's `status.progress` before it answers: a report the worker was
+report against the allocation the job really holds and its job model (`progress_reports.check_report`),
+records it in the ledger and writes it to the job's `status.progress`, with the job model that learned
+from it in `status.jobModel` (`job_models`; one write for both), before it answers: a report the worker was
 told is taken survives an operator killed a moment later (a failed write answers 503, and the
 worker sends its cumulative progress again). The job and its workers are read from the operator's
 watch-fed cache; the write is preconditioned on the resourceVersion read, so a stale read costs a
@@ -25,11 +26,13 @@ from aiohttp import web
 from kubernetes.client.exceptions import ApiException
 
 from stretto import contracts
+from stretto.api.models import TrainingJob
 from stretto.core.profile_loading import load_builtin_profiles
 from stretto.operator import kube
 from stretto.operator.cluster_cache import ClusterCache, Kind
+from stretto.operator.job_models import JobModels, Measurement
 from stretto.operator.progress_ledger import JobProgressRecord, ProgressLedger
-from stretto.operator.progress_reports import ProgressReport, ProgressResponse, job_context
+from stretto.operator.progress_reports import ProgressReport, ProgressResponse, job_context, measurement_of
 from stretto.operator.progress_server import PROGRESS_PORT, build_progress_app, start_progress_server
 from stretto.operator.progress_tokens import (
     OPERATOR_KEY_SECRET,
@@ -86,7 +89,7 @@ class ProgressChannel:
         default_factory=lambda: defaultdict(threading.Lock))
 
     def __post_init__(self) -> None:
-        self.book = load_builtin_profiles()
+        self.models = JobModels(load_builtin_profiles())
 
     # -- the job's side: its token Secret and its workers' environment ---------------------------
     def ensure_job_secret(self, job_body: dict[str, Any]) -> None:
@@ -143,8 +146,11 @@ class ProgressChannel:
 
         The status patch carries the resourceVersion it was computed from: a job changed since (by a
         round, or by another replica storing a further report) answers 409, and the report is stored
-        again over a fresh read, so a stale copy never overwrites further progress."""
+        again over a fresh read, so a stale copy never overwrites further progress. The report is checked and
+        recorded once; what the job model learns from it is applied to each read's model, so a conflict never
+        loses another replica's observation nor counts this one twice."""
         response: ProgressResponse | None = None
+        learned: Measurement | None = None
         for attempt in range(MAX_STORE_ATTEMPTS):
             found = self._job_and_workers(report.namespace, report.job, fresh=attempt > 0)
             if found is None:
@@ -161,25 +167,31 @@ class ProgressChannel:
                     allocation = current_allocations(pods).get(job_key(report.namespace, report.job))
                     checkpoint = any(contracts.ANNOTATION_CHECKPOINT_REQUESTED in
                                      (p["metadata"].get("annotations") or {}) for p in pods)
-                    context = job_context(body, book=self.book, allocation=allocation,
+                    context = job_context(body, models=self.models, allocation=allocation,
                                           checkpoint_requested=checkpoint)
                     response = self.ledger.ingest(report, context)
+                    learned = measurement_of(report, response.accepted.samples_per_second, context)
                 try:
-                    self._persist(body, self.ledger.get(report.namespace, report.job, uid))
+                    self._persist(body, self.ledger.get(report.namespace, report.job, uid), learned)
                     return response
                 except ApiException as error:
                     if error.status != 409 or attempt == MAX_STORE_ATTEMPTS - 1:
                         raise
         return None
 
-    def _persist(self, body: dict[str, Any], record: JobProgressRecord | None) -> None:
-        """Write the job's recorded progress to its status, preconditioned on the uid and resourceVersion
-        it was read at; raises (and the report is not acknowledged) when the write fails."""
+    def _persist(self, body: dict[str, Any], record: JobProgressRecord | None, learned: Measurement | None) -> None:
+        """Write the job's recorded progress, and its job model after `learned`, to its status, preconditioned
+        on the uid and resourceVersion it was read at; raises (and the report is not acknowledged) when the
+        write fails."""
         if record is None:
             return
         metadata, work = body["metadata"], body["spec"]["work"]
+        status: dict[str, Any] = {"progress": record.progress_status(float(work["epochs"] * work["samplesPerEpoch"]))}
+        if learned is not None:
+            job = TrainingJob.model_validate(body)
+            status |= self.models.status_fields(job, learned.learned_by(self.models.posterior(job, body)), learned)
         patch = {"metadata": {"uid": metadata["uid"], "resourceVersion": metadata["resourceVersion"]},
-                 "status": {"progress": record.progress_status(float(work["epochs"] * work["samplesPerEpoch"]))}}
+                 "status": status}
         answer = kube.custom().patch_namespaced_custom_object_status(
             contracts.GROUP, contracts.VERSION, metadata["namespace"], contracts.TRAININGJOB_PLURAL,
             metadata["name"], patch)

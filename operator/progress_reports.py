@@ -1,9 +1,13 @@
 """Progress reports on the wire, and the plausibility check the operator applies before using one.
 
 A worker's report is only a claim. The operator checks it against what it can observe, the
-allocation the job really holds and the job model (`ModelProfile.throughput`), before the claim
-feeds the regime model and the finish-time prediction:
-- samples per second above what the allocation allows (times `THROUGHPUT_TOLERANCE`) is clipped;
+allocation the job really holds and the job model (`stretto.operator.job_models`: the posterior
+learned from the job's earlier reports, else its prior), before the claim feeds the regime model,
+the finish-time prediction and the job model itself:
+- samples per second above the top of the job model's 90 % credible interval on the allocation
+  (times `THROUGHPUT_TOLERANCE`) is clipped. The bound is the model's, so a job no family describes
+  is judged by its wide generic prior and then by what its own reports taught, and a family's job
+  on faster hardware than the family's table is not clipped forever;
 - recorded samples never go down (a job restarted from an older checkpoint catches up unrecorded)
   and never pass the job's total work;
 - a batch size not in `spec.adaptation.batchSizes` is ignored (the last accepted one stays).
@@ -21,12 +25,12 @@ from pydantic.alias_generators import to_camel
 
 from stretto.api.models import TrainingJob
 from stretto.api.quantity import format_bytes
-from stretto.core.profiles import ModelProfile, ProfileBook
+from stretto.core.job_model import JobThroughputModel
 from stretto.core.snapshots import JobAllocation
-from stretto.operator.snapshot_builder import DEFAULT_MODEL
+from stretto.operator.job_models import JobModels, Measurement
 
 # Measured throughput varies run to run (data loading, stragglers, a warm cache); a report up to
-# 25 % above the profile is believed. Synergy's profiles are within ~10 % of measurement.
+# 25 % above the model's upper bound is believed. Synergy's profiles are within ~10 % of measurement.
 THROUGHPUT_TOLERANCE = 1.25
 
 
@@ -75,7 +79,7 @@ class ProgressResponse(_WireModel):
 class JobContext:
     """What the operator knows of a job when a report for it arrives."""
 
-    profile: ModelProfile | None
+    model: JobThroughputModel               # the job model as the report finds it (posterior or prior)
     allocation: JobAllocation | None        # the bound, live workers; None when it holds none
     batch_sizes: tuple[int, ...]
     initial_batch_size: int
@@ -100,17 +104,16 @@ class JobContext:
         )
 
 
-def job_context(job_body: dict[str, Any], *, book: ProfileBook, allocation: JobAllocation | None,
+def job_context(job_body: dict[str, Any], *, models: JobModels, allocation: JobAllocation | None,
                 checkpoint_requested: bool = False) -> JobContext:
-    """The context of a TrainingJob; its model is chosen as the snapshot builder chooses it."""
+    """The context of a TrainingJob; its job model is read as the round reads it (`JobModels`)."""
     job = TrainingJob.model_validate(job_body)
     spec = job.spec
-    model = spec.profile.model if spec.profile and spec.profile.model in book else DEFAULT_MODEL
-    profile = book.get(model) if model in book else None
+    model = models.posterior(job, job_body)
     adaptation = spec.adaptation
-    default_batch = profile.default_batch_size if profile else 1
+    default_batch = model.prior.reference_batch_size
     return JobContext(
-        profile=profile, allocation=allocation,
+        model=model, allocation=allocation,
         batch_sizes=tuple(adaptation.batch_sizes) if adaptation else (default_batch,),
         initial_batch_size=adaptation.starting_batch_size if adaptation else default_batch,
         samples_per_epoch=float(spec.work.samples_per_epoch),
@@ -123,17 +126,43 @@ def job_context(job_body: dict[str, Any], *, book: ProfileBook, allocation: JobA
 
 
 def max_plausible_throughput(context: JobContext, batch_size: int, *,
-                             tolerance: float = THROUGHPUT_TOLERANCE) -> float | None:
-    """The most samples/s the job can reach on its allocation; None when no profile says."""
+                             tolerance: float = THROUGHPUT_TOLERANCE) -> float:
+    """The most samples/s the job can believably reach on its allocation: the top of its job model's 90 %
+    credible interval there (0 without GPUs)."""
     allocation = context.allocation
     if allocation is None or allocation.gpus <= 0:
         return 0.0
-    if context.profile is None:
+    cpu, memory = _per_gpu_share(allocation)
+    top = context.model.estimate(gpus=allocation.gpus, batch_size=batch_size, cpu_per_gpu=cpu,
+                                 memory_gib_per_gpu=memory).high
+    return top * context.gpu_fraction * tolerance
+
+
+def measurement_of(report: ProgressReport, accepted_samples_per_second: float,
+                   context: JobContext) -> Measurement | None:
+    """What the job model learns from an accepted report: the allocation the job really held (GPUs of its
+    bound, live workers, CPU and memory per GPU from their requests), the report's batch size and the
+    accepted rate. A clipped rate is learned as clipped: a job faster than its model believes lifts the
+    bound report by report, while one wild claim cannot teach the model anything beyond it. None when there
+    is nothing to learn: no GPUs held, no rate, or a batch size the spec does not allow (the report is wrong
+    about something, so its rate is not trusted either).
+
+    A job on a GPU share is throttled to at most maxUtilization of the GPU, and the model speaks of whole
+    GPUs, so its rate is divided by that fraction (a lower bound when the node daemon gave it less)."""
+    allocation = context.allocation
+    if (allocation is None or allocation.gpus <= 0 or accepted_samples_per_second <= 0
+            or report.batch_size not in context.batch_sizes):
         return None
-    cpu = allocation.cpu_per_gpu if allocation.cpus > 0 else None
-    memory = allocation.memory_gib_per_gpu if allocation.memory_gib > 0 else None
-    rate = context.profile.throughput(batch_size, allocation.gpus, cpu, memory)
-    return rate * context.gpu_fraction * tolerance
+    cpu, memory = _per_gpu_share(allocation)
+    return Measurement(gpus=allocation.gpus, batch_size=report.batch_size,
+                       samples_per_second=accepted_samples_per_second / context.gpu_fraction,
+                       cpu_per_gpu=cpu, memory_gib_per_gpu=memory)
+
+
+def _per_gpu_share(allocation: JobAllocation) -> tuple[float | None, float | None]:
+    """CPUs and GiB per GPU the workers request; None where they request none (the reference share)."""
+    return (allocation.cpu_per_gpu if allocation.cpus > 0 else None,
+            allocation.memory_gib_per_gpu if allocation.memory_gib > 0 else None)
 
 
 @dataclass(frozen=True)
@@ -168,7 +197,7 @@ def check_report(report: ProgressReport, context: JobContext, *, recorded_sample
 
     rate = report.samples_per_second
     ceiling = max_plausible_throughput(context, batch)
-    if ceiling is not None and rate > ceiling:
+    if rate > ceiling:
         gpus = context.allocation.gpus if context.allocation else 0
         flags.append(f"{rate:.6g} samples/s is more than {gpus} GPU(s) at batch size {batch} allow "
                      f"({ceiling:.6g}); clipped")

@@ -29,6 +29,7 @@ from stretto.operator import metrics
 from stretto.operator.cache_priming import prime
 from stretto.operator.cluster_cache import ClusterCache
 from stretto.operator.config import ConfigSource
+from stretto.operator.job_models import JobModels
 from stretto.operator.leader import AlwaysLeader, LeaseElector
 from stretto.operator.policy_store import PolicyStore, StoredRounds
 from stretto.operator.reconciler import Reconciler
@@ -65,6 +66,7 @@ class RoundLoop:
         self.namespaces = namespaces or []
         self._apply_pool = ThreadPoolExecutor(max_workers=APPLY_PARALLELISM, thread_name_prefix="apply")
         self.book = load_builtin_profiles()
+        self.models = JobModels(self.book)  # the jobs' learned profiles, refitted only when they change
         self.round_index = 0
         self.policy_state: PolicyState = EMPTY_STATE
         self.plans: Mapping[str, JobPlan] = MappingProxyType({})
@@ -110,7 +112,7 @@ class RoundLoop:
                                   round_seconds=config.round_seconds, jobs=jobs, nodes=self.cache.nodes(),
                                   pods=self.cache.workers(), book=self.book, policy_state=self.policy_state,
                                   time_scale=config.time_scale, tenant_weights=config.tenant_weights,
-                                  reserved=self.cache.reserved_by_node())
+                                  reserved=self.cache.reserved_by_node(), models=self.models)
         solve_started = time.perf_counter()
         decision = run_round(snapshot, plugins)
         solved = time.perf_counter()

@@ -29,10 +29,10 @@ from stretto.core.snapshots import (
     WorkerPlacement,
 )
 from stretto.operator.accounting import attained_at
+from stretto.operator.job_models import JobModels
 from stretto.operator.reconcile import worker_index
 
 GIB = 2**30
-DEFAULT_MODEL = "resnet50"  # the job model for a TrainingJob that names none (or an unknown one)
 
 
 def job_key(namespace: str, name: str) -> str:
@@ -92,21 +92,24 @@ def current_allocations(pods: list[dict[str, Any]]) -> dict[str, JobAllocation]:
             for key, found in workers.items()}
 
 
-def job_state(body: dict[str, Any], book: ProfileBook, now_s: float | None = None) -> JobState:
+def job_state(body: dict[str, Any], book: ProfileBook, now_s: float | None = None,
+              models: JobModels | None = None) -> JobState:
+    """The core's view of one TrainingJob; its profile is its job model's (`job_models`: the posterior
+    learned from its reports, else the prior its spec.profile declares). `models` caches those across
+    rounds; without it they are built from `book`."""
     job = TrainingJob.model_validate(body)
     spec = job.spec
     status = body.get("status") or {}
     progress = status.get("progress") or {}
     accounting = status.get("accounting") or {}
     attained, run = attained_at(accounting, dt.datetime.fromtimestamp(now_s, dt.UTC) if now_s is not None else None)
-    model = spec.profile.model if spec.profile and spec.profile.model in book else DEFAULT_MODEL
-    profile = book.get(model)
+    profile = (models or JobModels(book)).profile(job, body)
     adaptation = spec.adaptation
     starting_batch = adaptation.starting_batch_size if adaptation else profile.default_batch_size
     history = tuple((int(epoch), int(size)) for epoch, size in progress.get("batchSizeHistory") or [])
     return JobState(
         job_id=job_key(job.namespace, job.name),
-        model=model,
+        model=profile.model,
         profile=profile,
         arrival_s=_timestamp(body["metadata"].get("creationTimestamp")) or 0.0,
         total_samples=float(spec.work.epochs * spec.work.samples_per_epoch),
@@ -158,18 +161,21 @@ def build_snapshot(*, now_s: float, round_index: int, round_seconds: float, jobs
                    nodes: list[dict[str, Any]], pods: list[dict[str, Any]], book: ProfileBook,
                    policy_state: PolicyState = EMPTY_STATE, total_jobs_seen: int = 0,
                    time_scale: float = 1.0, tenant_weights: Mapping[str, float] | None = None,
-                   reserved: Mapping[str, tuple[float, float]] | None = None) -> ClusterSnapshot:
+                   reserved: Mapping[str, tuple[float, float]] | None = None,
+                   models: JobModels | None = None) -> ClusterSnapshot:
     """The round's input. Finished (or work done), deleting jobs are left out; order is by arrival then name.
 
     Times are training seconds: wall times and durations are multiplied by `time_scale` (1 on a real
     cluster), so predictions and policies see the same clock as the job model's throughputs. A job's
     weight is its tenant's weight from the configuration times its own. `reserved` is the (CPUs, GiB)
-    that pods Stretto does not manage hold on each node.
+    that pods Stretto does not manage hold on each node. `models` reads the jobs' models (default: from `book`,
+    uncached).
     """
+    models = models or JobModels(book)
     active = [j for j in jobs if not j["metadata"].get("deletionTimestamp")
               and (j.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and not _work_done(j)]
     weights = tenant_weights or {}
-    states = sorted((_weighted(_scaled(job_state(j, book, now_s), time_scale), weights) for j in active),
+    states = sorted((_weighted(_scaled(job_state(j, book, now_s, models), time_scale), weights) for j in active),
                     key=lambda s: (s.arrival_s, s.job_id))
     held = reserved or {}
     node_states = tuple(n for n in (node_state(node, held.get(node["metadata"]["name"], (0.0, 0.0)))

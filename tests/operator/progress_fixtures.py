@@ -13,6 +13,7 @@ from aiohttp import web
 from stretto import contracts
 from stretto.core.profile_loading import load_builtin_profiles
 from stretto.core.snapshots import JobAllocation, WorkerPlacement
+from stretto.operator.job_models import JobModels
 from stretto.operator.progress_ledger import ProgressLedger
 from stretto.operator.progress_reports import JobContext, ProgressReport, ProgressResponse, job_context
 from stretto.operator.progress_server import build_progress_app, start_progress_server
@@ -20,6 +21,7 @@ from stretto.operator.progress_tokens import TokenVerifier, mint_token
 
 KEY = b"k" * 32
 BOOK = load_builtin_profiles()
+MODELS = JobModels(BOOK)
 
 
 def job_body(name: str = "job", *, namespace: str = "ns", uid: str | None = None, model: str = "resnet18",
@@ -46,7 +48,7 @@ def allocation(job_id: str = "ns/job", *, workers: int = 2, gpus_per_worker: int
 
 def context(body: dict[str, Any] | None = None, *, held: JobAllocation | None = None,
             checkpoint_requested: bool = False) -> JobContext:
-    return job_context(body or job_body(), book=BOOK, allocation=held or allocation(),
+    return job_context(body or job_body(), models=MODELS, allocation=held or allocation(),
                        checkpoint_requested=checkpoint_requested)
 
 

@@ -11,7 +11,6 @@ from stretto.core.profile_loading import load_builtin_profiles
 from stretto.core.rounds import RoundConfig, build_plugins, run_round
 from stretto.devcluster.fake_nodes import NodeShape, node_manifest
 from stretto.operator.snapshot_builder import (
-    DEFAULT_MODEL,
     build_snapshot,
     current_allocations,
     node_state,
@@ -81,10 +80,12 @@ def test_job_state_carries_spec_progress_and_accounting():
     assert state.adaptation.value == "gns"
 
 
-def test_unknown_models_fall_back_to_the_default_profile():
+def test_an_unknown_model_gets_the_generic_prior_not_another_models_profile():
     snapshot = build_snapshot(now_s=0, round_index=0, round_seconds=60, jobs=[job("a", model="mystery-net")],
                               nodes=[], pods=[], book=BOOK)
-    assert snapshot.jobs[0].model == DEFAULT_MODEL
+    state = snapshot.jobs[0]
+    assert state.model == "mystery-net" and state.profile.default_batch_size == 32  # the job's starting size
+    assert state.profile.throughput(32, 1) != BOOK.get("resnet50").throughput(32, 1)
 
 
 def test_finished_jobs_are_not_scheduled():
