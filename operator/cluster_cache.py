@@ -72,17 +72,25 @@ class ClusterCache:
         self._dirty: set[str] = set()
         self.on_dirty = on_dirty  # called (from any thread) when a job becomes dirty
         self.primed = False
+        self.relisted = False  # a watch listed again since the last priming: prime again
 
     # -- feeding -------------------------------------------------------------------------------
-    def observe(self, kind: Kind, event_type: str, body: Body) -> None:
-        """A watch event: ADDED, MODIFIED or DELETED. Marks the job it belongs to dirty when it changes anything."""
+    def observe(self, kind: Kind, event_type: str | None, body: Body) -> None:
+        """A watch event: ADDED, MODIFIED or DELETED, or None for an object of a listing (kopf lists again
+        when a watch's resourceVersion is gone, e.g. after etcd restarts). Marks the job it belongs to
+        dirty when it changes anything. A listing after the cache was primed flags it `relisted`: what
+        was deleted while nobody watched shows up only in a list of its own (`replace_all`)."""
+        if event_type is None and self.primed:
+            self.relisted = True
         changed = self.forget(kind, body) if event_type == "DELETED" else self.store(kind, body)
         job = owning_job(kind, body) if changed else None
         if job is not None:
             self.mark_dirty(job)
 
-    def observe_other_pod(self, event_type: str, body: Body) -> None:
+    def observe_other_pod(self, event_type: str | None, body: Body) -> None:
         """A watch event of a pod Stretto does not manage: only what it holds on its node is kept."""
+        if event_type is None and self.primed:
+            self.relisted = True
         kept = reservation(body)
         if event_type == "DELETED" or kept is None:
             self.forget(Kind.OTHER_POD, body)

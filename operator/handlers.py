@@ -96,8 +96,8 @@ async def stop_rounds(memo: kopf.Memo, **_: Any) -> None:
 def _observe(memo: kopf.Memo, kind: Kind, event: dict[str, Any]) -> None:
     cache: ClusterCache | None = getattr(memo, "cache", None)
     body = event.get("object")
-    if cache is not None and isinstance(body, dict) and event.get("type"):
-        cache.observe(kind, str(event["type"]), body)
+    if cache is not None and isinstance(body, dict):
+        cache.observe(kind, event.get("type"), body)  # None: an object of kopf's (re-)listing
 
 
 @kopf.on.event(contracts.GROUP, contracts.VERSION, contracts.TRAININGJOB_PLURAL)
@@ -125,8 +125,8 @@ async def on_other_pod_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -
     """The node room other pods take (a node daemon, the chart's own pods): the round plans around it."""
     cache: ClusterCache | None = getattr(memo, "cache", None)
     body = event.get("object")
-    if cache is not None and isinstance(body, dict) and event.get("type"):
-        cache.observe_other_pod(str(event["type"]), body)
+    if cache is not None and isinstance(body, dict):
+        cache.observe_other_pod(event.get("type"), body)
 
 
 @kopf.on.event("", "v1", "services", labels=MANAGED)

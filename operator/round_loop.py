@@ -102,6 +102,9 @@ class RoundLoop:
     def run_once(self) -> Mapping[str, JobPlan]:
         if not self.cache.primed:
             self.take_over()
+        elif self.cache.relisted:  # a watch lost its place: deletions it missed are only in a fresh list
+            self.cache.relisted = False
+            prime(self.cache, self.namespaces)
         started, writes = time.perf_counter(), metrics.writes_so_far()
         config = self.config.refresh()
         plugins = self._plugins_for(config.scheduler)

@@ -58,3 +58,20 @@ def test_workers_of_a_job_are_those_of_its_uid():
     cache.store(Kind.POD, pod("a-worker-1", 4, uid="uid-a"))
     cache.store(Kind.POD, pod("b-worker-0", 5, job="b", uid="uid-b"))
     assert [p["metadata"]["name"] for p in cache.workers_of("ns/a", "uid-a")] == ["a-worker-1"]
+
+
+def test_a_listing_after_priming_is_held_and_asks_for_a_fresh_priming():
+    """kopf lists again (events of type None) when a watch's resourceVersion is gone, e.g. after etcd
+    restarts: a job created meanwhile is in that listing only, and a deletion meanwhile in none."""
+    cache = ClusterCache()
+    cache.observe(Kind.POD, None, pod("a-worker-0", 3))  # kopf's first listing, before any priming
+    assert not cache.relisted and len(cache.workers()) == 1
+    cache.primed = True
+    cache.observe(Kind.POD, None, pod("a-worker-1", 9))
+    assert cache.relisted
+    assert sorted(p["metadata"]["name"] for p in cache.workers()) == ["a-worker-0", "a-worker-1"]
+    cache.relisted = False
+    cache.observe_other_pod(None, {"metadata": {"name": "daemon", "namespace": "kube-system",
+                                                "resourceVersion": "11"},
+                                   "spec": {"nodeName": "n1", "containers": []}, "status": {"phase": "Running"}})
+    assert cache.relisted
