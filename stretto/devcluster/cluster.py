@@ -350,6 +350,14 @@ class DevCluster:
         self._register(state, record)
         return record
 
+    def stop_component(self, name: str) -> None:
+        """Stop a Stretto component (if it runs) and forget it."""
+        state = self._require_state()
+        record = state.processes.pop(name, None)
+        if record is not None and record.alive():
+            processes.stop(record)
+        self._save(state)
+
     def forget_component(self, name: str) -> None:
         state = self._require_state()
         state.processes.pop(name, None)

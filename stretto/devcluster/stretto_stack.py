@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,13 @@ def operator_names(replicas: int) -> list[str]:
     return ["operator"] if replicas == 1 else [f"operator-{i}" for i in range(replicas)]
 
 
+def stray_operators(components: Iterable[str], replicas: int) -> list[str]:
+    """The operators of another replica count (a run with one operator before a run with two): left
+    running, each would be a second leader, and hold the progress port the new replicas share."""
+    wanted = set(operator_names(replicas))
+    return sorted(n for n in components if (n == "operator" or n.startswith("operator-")) and n not in wanted)
+
+
 def start_operator(cluster: DevCluster, state: ClusterState, settings: StackSettings, replicas: int = 1) -> str:
     """Start (or restart) the operator on the cluster's one progress address; returns its URL.
 
@@ -84,6 +92,8 @@ def start_operator(cluster: DevCluster, state: ClusterState, settings: StackSett
     if replicas > 1:
         lease = max(2, math.ceil(2 * settings.compression.round_seconds))
         args += ["--leader-election", LEADER_LEASE, "--lease-seconds", str(lease)]
+    for other in stray_operators((cluster.load_state() or state).processes, replicas):
+        cluster.stop_component(other)
     for name in operator_names(replicas):
         cluster.start_component(name, args,
                                 env={"STRETTO_ROUND_SECONDS": str(settings.compression.round_seconds),
