@@ -203,7 +203,9 @@ class RoundLoop:
                         await asyncio.to_thread(self.run_once)
                     next_renew = time.monotonic() + (self._renew_seconds() or float("inf"))
                 elif now >= next_renew:
-                    await asyncio.to_thread(self._lead)
+                    was_leading = self._leading
+                    if await asyncio.to_thread(self._lead) and not was_leading:
+                        self.wakeup.set()  # a new leader decides now, not at the round a follower last timed
                     next_renew = time.monotonic() + (self._renew_seconds() or float("inf"))
                 elif self.dirty.is_set():
                     self.dirty.clear()

@@ -16,8 +16,8 @@ NODE_CPUS = 96  # stretto.devcluster.fake_nodes.NodeShape
 
 
 def test_workers_fit_beside_a_pod_stretto_does_not_manage(core: client.CoreV1Api, custom, namespace):
-    create_job(custom, namespace, training_job("holder", min_workers=16))
-    holders = wait_for(lambda: running_workers(core, namespace, "holder", 16), 180, "16 workers of the holder")
+    create_job(custom, namespace, training_job("holder", min_workers=2, gpus=8))  # two whole nodes
+    holders = wait_for(lambda: running_workers(core, namespace, "holder", 2), 180, "2 workers of the holder")
     nodes = {n.metadata.name for n in core.list_node().items}
     [free] = nodes - {p.spec.node_name for p in holders}
     neighbour = {"metadata": {"name": "neighbour", "labels": {"app.kubernetes.io/managed-by": "Helm"}},

@@ -87,6 +87,9 @@ def test_a_finished_job_plans_nothing_is_not_suspended_and_says_when_it_succeede
     wait_for(lambda: _settled(custom, namespace, "finisher"), 60, "finisher's status to say Running")
     reporter = Reporter(url=harness.progress_url, token=job_token(core, namespace, "finisher"),
                         namespace=namespace, job="finisher")
+    created_at = dt.datetime.fromisoformat(created["metadata"]["creationTimestamp"])
+    wait_for(lambda: dt.datetime.now(dt.UTC).replace(microsecond=0) > created_at, 5,
+             "the second after the job's creation (timestamps are in whole seconds)", interval=0.05)
     reported = dt.datetime.now(dt.UTC).replace(microsecond=0)
     assert reporter.report(epoch=10, samples_done=10 * SAMPLES_PER_EPOCH, samples_per_second=800, batch_size=128,
                            force=True).sent
@@ -101,7 +104,6 @@ def test_a_finished_job_plans_nothing_is_not_suspended_and_says_when_it_succeede
         "Scheduled": "False", "Running": "False", "Scaling": "False", "Suspended": "False", "Succeeded": "True",
         "Failed": "False", "WorkersAccepted": "True"}
     succeeded_at = dt.datetime.fromisoformat(_condition(status, "Succeeded")["lastTransitionTime"])
-    created_at = dt.datetime.fromisoformat(created["metadata"]["creationTimestamp"])
     assert succeeded_at >= reported > created_at  # when it changed, not when the job was created
     assert dt.datetime.fromisoformat(_condition(status, "Running")["lastTransitionTime"]) >= reported
     wait_for(lambda: not running_workers(core, namespace, "finisher", 2), 60, "the workers to be removed")
