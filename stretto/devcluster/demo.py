@@ -213,6 +213,8 @@ def play(run: LiveRun, timeout: float, show: bool = True) -> None:
                 last_view = time.monotonic()
             time.sleep(0.2)
         live.update(live_view(run), refresh=True)
+    if not console.is_terminal:  # off a terminal rich leaves the last frame's line open: what follows would join it
+        console.line()
 
 
 def started_at_arrival(result: SimulationResult) -> set[str]:

@@ -72,3 +72,22 @@ def test_the_simulate_tables_fit_80_columns_for_the_longest_names():
     text = rendered(summary_tables(rows, "bayesian-regime (oracle)", oracle=True))
     assert_fits(text)
     assert {"stretto", "synergy-tune", "shockwave", "proportional", "(oracle)", "34.29"} <= words(text)
+
+
+def test_what_follows_the_live_view_starts_on_its_own_line_off_a_terminal(monkeypatch):
+    import io
+
+    from stretto.devcluster import demo
+
+    out = io.StringIO()
+    monkeypatch.setattr(demo, "console", Console(file=out, width=80, force_terminal=False))
+    jobs = load(DEMO_WORKLOAD, load_builtin_profiles())[:2]
+    run = LiveRun(None, "demo", jobs, Compression(time_scale=30, round_seconds=3),  # type: ignore[arg-type]
+                  total_gpus=32, total_cpus=384, total_memory_gib=3072, clock=lambda: 10.0)
+    run.started = 0.0
+    for record in run.records.values():  # both done: play draws one frame and returns
+        record.applied = record.finished = 0.0
+        record.status = {"phase": "Succeeded"}
+    demo.play(run, timeout=5)
+    demo.console.print("live run and simulation")
+    assert "\nlive run and simulation\n" in out.getvalue(), out.getvalue()[-200:]
