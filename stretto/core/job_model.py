@@ -271,6 +271,17 @@ class JobThroughputModel:
             raise ValueError(f"{len(self.reports)} reports do not fit a window of {self.window}")
         object.__setattr__(self, "_fit", _fit(self.prior, self.folded, self.reports))
 
+    def _at(self, gpus: int, batch_size: int, cpu_per_gpu: float | None, memory_gib_per_gpu: float | None,
+            samples_per_second: float) -> ThroughputReport:
+        """An allocation as a report; CPU/memory `None` means the prior's reference share."""
+        return ThroughputReport(
+            gpus=gpus, batch_size=batch_size,
+            cpu_per_gpu=self.prior.reference_cpu_per_gpu if cpu_per_gpu is None else cpu_per_gpu,
+            memory_gib_per_gpu=self.prior.reference_memory_gib_per_gpu if memory_gib_per_gpu is None
+            else memory_gib_per_gpu,
+            samples_per_second=samples_per_second,
+        )
+
     # -- learning -------------------------------------------------------------------------------
 
     def observe(
@@ -283,13 +294,7 @@ class JobThroughputModel:
         memory_gib_per_gpu: float | None = None,
     ) -> JobThroughputModel:
         """A new posterior with one more report; CPU/memory `None` means the reference share."""
-        report = ThroughputReport(
-            gpus=gpus, batch_size=batch_size,
-            cpu_per_gpu=self.prior.reference_cpu_per_gpu if cpu_per_gpu is None else cpu_per_gpu,
-            memory_gib_per_gpu=self.prior.reference_memory_gib_per_gpu if memory_gib_per_gpu is None
-            else memory_gib_per_gpu,
-            samples_per_second=samples_per_second,
-        )
+        report = self._at(gpus, batch_size, cpu_per_gpu, memory_gib_per_gpu, samples_per_second)
         reports = (*self.reports, report)
         folded = self.folded
         if len(reports) > self.window:
@@ -327,13 +332,7 @@ class JobThroughputModel:
         memory_gib_per_gpu: float | None = None,
     ) -> ThroughputEstimate:
         """The posterior of samples per second at an allocation (CPU/memory `None`: the reference share)."""
-        report = ThroughputReport(
-            gpus=gpus, batch_size=batch_size,
-            cpu_per_gpu=self.prior.reference_cpu_per_gpu if cpu_per_gpu is None else cpu_per_gpu,
-            memory_gib_per_gpu=self.prior.reference_memory_gib_per_gpu if memory_gib_per_gpu is None
-            else memory_gib_per_gpu,
-            samples_per_second=1.0,
-        )
+        report = self._at(gpus, batch_size, cpu_per_gpu, memory_gib_per_gpu, 1.0)
         z = _features(self.prior, report)
         centre = _offset(self.prior, report) + float(z @ self._fit.coefficients)
         log_sd = math.sqrt(max(0.0, float(z @ self._fit.covariance @ z)))

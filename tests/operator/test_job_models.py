@@ -25,6 +25,7 @@ from stretto.operator.job_models import (
     Measurement,
     posterior_of,
 )
+from stretto.operator.merge_patch import merged
 from stretto.operator.progress_channel import ProgressChannel
 from stretto.operator.progress_reports import max_plausible_throughput, measurement_of
 from stretto.operator.snapshot_builder import job_state
@@ -194,7 +195,7 @@ class FakeCustomApi:
         assert patch["metadata"]["resourceVersion"] == self.body["metadata"]["resourceVersion"]
         status = dict(self.body.get("status") or {})
         for key, value in patch["status"].items():
-            status[key] = as_json_merge(status.get(key), value)
+            status[key] = merged(status.get(key), value)
         version = str(int(self.body["metadata"]["resourceVersion"]) + 1)
         self.body = {**self.body, "metadata": {**self.body["metadata"], "resourceVersion": version},
                      "status": status}
@@ -202,18 +203,6 @@ class FakeCustomApi:
 
     def get_namespaced_custom_object(self, group, version, namespace, plural, name):
         return copy.deepcopy(self.body)
-
-
-def as_json_merge(target: Any, patch: Any) -> Any:
-    if not isinstance(patch, dict):
-        return patch
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = as_json_merge(out.get(key), value)
-    return out
 
 
 def worker(job: dict[str, Any], index: int) -> dict[str, Any]:
