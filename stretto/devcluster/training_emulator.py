@@ -16,15 +16,26 @@ request is withdrawn, so the shrink loses no work. Time held is not training tim
 
 The reported samples/s is the model's rate (what a real worker would measure); the time scale
 only compresses wall time. Loopback only: the progress URL must point at this machine.
+
+A hidden truth (`--truth FILE`, given to the emulator only, never to the operator) says how a job
+really behaves: the profile family it trains like, a throughput scale on that family, and the noise
+and outliers of its telemetry. Training then advances at the true, noise-free rate for the
+allocation held; only the reported samples/s is noisy (`ReportNoise`: its own stream per job, from
+`--seed` and the job's name), and samples done stay the true ones. So the operator's online job
+model can be shown to learn what it was never told. A job the file does not name plays the
+operator's own belief, noise-free, as without the file.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import ipaddress
+import json
 import logging
 import math
+import random
 import signal
 import threading
 import time
@@ -34,7 +45,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, RootModel, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
 
 from stretto import contracts
 from stretto.api.models import TrainingJob
@@ -55,6 +68,8 @@ GIB = 2**30
 DEFAULT_MODEL = "resnet50"  # as the operator's snapshot builder: the model of a job that names none
 _FINAL_PHASES = ("Succeeded", "Failed")
 _DONE_TOLERANCE = 1e-9
+DEFAULT_SEED = 0
+DEFAULT_OUTLIER_FACTOR = (0.3, 3.0)
 
 
 # -- the pure part: an allocation, a training run, and time passing -------------------------------
@@ -185,6 +200,125 @@ def job_profile(job: TrainingJob, book: ProfileBook) -> ModelProfile:
     return book.get(model)
 
 
+# -- the hidden truth: how a job really trains and how noisy its telemetry is ----------------------
+
+class JobTruth(BaseModel):
+    """How one job really behaves; the emulator plays it, the operator never sees it."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True,
+                              allow_inf_nan=False)
+
+    family: str | None = Field(default=None, min_length=1,
+                               description="the profile book's model it trains like; default: what the operator "
+                               "believes (its spec.profile.model if the book has it, else resnet50)")
+    throughput_scale: float = Field(default=1.0, gt=0, description="times the family's samples/s (1.3: 30 % faster)")
+    noise: float = Field(default=0.0, ge=0, le=1,
+                         description="relative sd of the multiplicative noise on each reported samples/s")
+    outlier_fraction: float = Field(default=0.0, ge=0, le=1, description="share of reports that are outliers")
+    outlier_factor: tuple[PositiveFloat, PositiveFloat] = Field(
+        default=DEFAULT_OUTLIER_FACTOR, description="an outlier is the true rate times a factor log-uniform in "
+        "[low, high]")
+
+    @field_validator("outlier_factor")
+    @classmethod
+    def _low_le_high(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] > value[1]:
+            raise ValueError(f"must be [low, high] with low <= high, got {list(value)}")
+        return value
+
+
+class _TruthFile(RootModel[dict[str, JobTruth]]):
+    """The file: `{job name or namespace/name: truth}`."""
+
+    @field_validator("root")
+    @classmethod
+    def _job_keys(cls, value: dict[str, JobTruth]) -> dict[str, JobTruth]:
+        for key in value:
+            parts = key.split("/")
+            if len(parts) > 2 or not all(parts):
+                raise ValueError(f"{key!r} is not a job name or namespace/name")
+        return value
+
+
+def load_truths(path: Path, book: ProfileBook) -> dict[str, JobTruth]:
+    """The truth file at `path` (JSON, or YAML for any other suffix); a bad one raises ValueError naming the field."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        raise ValueError(f"truth file {path}: cannot read it: {error}") from None
+    try:
+        truths = _TruthFile.model_validate({} if data is None else data).root
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(part) for part in e['loc']) or '(top level)'}: {e['msg']}"
+                             for e in error.errors())
+        raise ValueError(f"truth file {path}: {problems}") from None
+    for key, truth in truths.items():
+        if truth.family is not None and truth.family not in book:
+            where = book.source or "the profile book"
+            raise ValueError(f"truth file {path}: {key}.family: no profile {truth.family!r} in {where}; "
+                             f"known: {', '.join(sorted(book.profiles))}")
+    return truths
+
+
+def truth_for(truths: dict[str, JobTruth], namespace: str, name: str) -> JobTruth | None:
+    """The truth of `namespace/name`: its own entry, else the entry of its bare name, else None."""
+    return truths.get(f"{namespace}/{name}") or truths.get(name)
+
+
+def scaled_profile(profile: ModelProfile, scale: float) -> ModelProfile:
+    """`profile` with every samples/s times `scale`; its CPU x memory sensitivity unchanged."""
+    if scale == 1.0:
+        return profile
+    return ModelProfile(model=profile.model, samples_per_second={k: v * scale for k, v in
+                                                                 profile.samples_per_second.items()},
+                        default_batch_size=profile.default_batch_size, samples_per_epoch=profile.samples_per_epoch,
+                        sensitivity=profile.sensitivity, scale_with_gpus=profile.scale_with_gpus,
+                        source=f"{profile.source} (x{scale:g}: hidden truth)")
+
+
+def true_profile(job: TrainingJob, truth: JobTruth | None, book: ProfileBook) -> ModelProfile:
+    """The profile the job really trains at: its truth's family times its scale, else the operator's belief."""
+    if truth is None:
+        return job_profile(job, book)
+    base = book.get(truth.family) if truth.family is not None else job_profile(job, book)
+    return scaled_profile(base, truth.throughput_scale)
+
+
+@dataclass(frozen=True)
+class ReportFactor:
+    """What one report's samples/s is multiplied by, and whether it is an outlier."""
+
+    factor: float
+    outlier: bool
+
+
+class ReportNoise:
+    """The multiplicative noise on one job's reported samples/s; its stream depends only on the seed and the job.
+
+    A report is an outlier with probability `outlier_fraction`: the true rate times a factor log-uniform
+    in `outlier_factor`. Otherwise it is the true rate times a log-normal factor of mean 1 and sd
+    `noise` (so the reports average to the true rate, as a rate measured over an interval does).
+    """
+
+    def __init__(self, truth: JobTruth, *, seed: int, job: str) -> None:
+        self.noise, self.outlier_fraction, self.outlier_factor = (truth.noise, truth.outlier_fraction,
+                                                                  truth.outlier_factor)
+        self._log_sd = math.sqrt(math.log1p(truth.noise**2))
+        digest = hashlib.sha256(f"{seed}/{job}".encode()).digest()
+        self._rng = random.Random(int.from_bytes(digest[:8], "big"))
+
+    def draw(self) -> ReportFactor:
+        rng = self._rng
+        if rng.random() < self.outlier_fraction:
+            low, high = self.outlier_factor
+            return ReportFactor(math.exp(rng.uniform(math.log(low), math.log(high))), outlier=True)
+        if self._log_sd == 0:
+            return ReportFactor(1.0, outlier=False)
+        return ReportFactor(math.exp(rng.gauss(-self._log_sd**2 / 2, self._log_sd)), outlier=False)
+
+
 def is_loopback_url(url: str) -> bool:
     host = urllib.parse.urlsplit(url).hostname or ""
     if host == "localhost":
@@ -214,6 +348,7 @@ class _EmulatedJob:
     workers: int = 0
     checkpointed_samples: float | None = None  # where the last checkpoint was saved
     holding: bool = False  # checkpoint saved on request: waits for the resize
+    noise: ReportNoise | None = None  # the hidden truth's telemetry noise; None: reports the true rate
 
 
 ReporterFactory = Callable[..., Reporter]
@@ -224,7 +359,8 @@ class TrainingEmulator:
 
     def __init__(self, rest: RestClient, *, book: ProfileBook, time_scale: float = 60.0,
                  progress_url: str | None = None, namespaces: Sequence[str] = (),
-                 clock: Callable[[], float] = time.monotonic, reporter_factory: ReporterFactory = Reporter) -> None:
+                 clock: Callable[[], float] = time.monotonic, reporter_factory: ReporterFactory = Reporter,
+                 truths: dict[str, JobTruth] | None = None, seed: int = DEFAULT_SEED) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         if progress_url is not None and not is_loopback_url(progress_url):
@@ -234,6 +370,8 @@ class TrainingEmulator:
         self.time_scale = time_scale
         self.progress_url = progress_url
         self.namespaces = tuple(namespaces)
+        self.truths = dict(truths or {})
+        self.seed = seed
         self._clock = clock
         self._reporter_factory = reporter_factory
         self._jobs: dict[tuple[str, str, str], _EmulatedJob] = {}
@@ -277,14 +415,21 @@ class TrainingEmulator:
         except ValidationError as error:
             self._warn_once(key, f"{namespace}/{name}: not a valid TrainingJob, not emulated: {error}")
             return None
-        profile = job_profile(job, self.book)
+        truth = truth_for(self.truths, namespace, name)
+        profile = true_profile(job, truth, self.book)
         progress = (body.get("status") or {}).get("progress") or {}
         run = training_run(job, default_batch_size=profile.default_batch_size,
                            samples_done=float(progress.get("samplesDone") or 0.0))
         reporter = self._reporter_factory(url=url, token=token, namespace=namespace, job=name, worker=0,
                                           timeout_s=2.0, min_interval_s=0.0)
-        log.info("%s/%s: emulating %s from epoch %.2f", namespace, name, profile.model, run.epoch)
-        return _EmulatedJob(run=run, profile=profile, reporter=reporter)
+        if truth is None:
+            log.info("%s/%s: emulating %s from epoch %.2f", namespace, name, profile.model, run.epoch)
+            return _EmulatedJob(run=run, profile=profile, reporter=reporter)
+        log.info("%s/%s: emulating the hidden truth %s x%g (report noise %g, outliers %g in x%g-x%g) from epoch %.2f",
+                 namespace, name, profile.model, truth.throughput_scale, truth.noise, truth.outlier_fraction,
+                 *truth.outlier_factor, run.epoch)
+        return _EmulatedJob(run=run, profile=profile, reporter=reporter,
+                            noise=ReportNoise(truth, seed=self.seed, job=name))
 
     def tick(self) -> int:
         """Advance and report every job whose workers all run; returns how many were reported."""
@@ -335,8 +480,9 @@ class TrainingEmulator:
 
     def _report(self, key: tuple[str, str, str], state: _EmulatedJob) -> bool:
         run = state.run
+        rate = run.samples_per_second if state.noise is None else run.samples_per_second * state.noise.draw().factor
         try:
-            reply = state.reporter.report(epoch=run.epoch, samples_per_second=run.samples_per_second,
+            reply = state.reporter.report(epoch=run.epoch, samples_per_second=rate,
                                           batch_size=run.batch_size, samples_done=run.samples_done, force=True)
         except ProgressRejected as error:
             log.error("%s/%s: %s", key[0], key[1], error)
@@ -378,6 +524,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--progress-url", default=None,
                         help=f"operator progress endpoint (default: the workers' {ENV_PROGRESS_URL}); loopback only")
     parser.add_argument("--profiles", type=Path, default=None, help="profile book (default: the built-ins)")
+    parser.add_argument("--truth", type=Path, default=None,
+                        help="hidden truth per job, JSON or YAML: {job or namespace/job: {family, throughputScale, "
+                        "noise, outlierFraction, outlierFactor: [low, high]}}; the operator never sees it")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help=f"seed of the truth's report noise; each job's stream depends on it and the job's "
+                        f"name only (default {DEFAULT_SEED})")
     parser.add_argument("--verbose", action="store_true")
     parser.set_defaults(func=run)
 
@@ -394,9 +546,11 @@ def run(args: argparse.Namespace) -> int:
         log.error("no dev cluster in %s (start one with `stretto dev-cluster up`)", cluster.run_dir)
         return 1
     try:
-        emulator = TrainingEmulator(cluster.rest(state), book=load_profile_book(args.profiles),
-                                    time_scale=args.time_scale, progress_url=args.progress_url,
-                                    namespaces=args.namespace)
+        book = load_profile_book(args.profiles)
+        truths = load_truths(args.truth, book) if args.truth is not None else None
+        emulator = TrainingEmulator(cluster.rest(state), book=book, time_scale=args.time_scale,
+                                    progress_url=args.progress_url, namespaces=args.namespace, truths=truths,
+                                    seed=args.seed)
     except ValueError as error:
         log.error("%s", error)
         return 2
