@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from typing import Any
 
 import pytest
 
-from stretto import contracts
 from stretto.api import models as api_models
 from stretto.api.models import JobModel, TrainingJob
 from stretto.core import job_model as core_job_model
 from stretto.core.job_model import GENERIC_SAMPLES_PER_SECOND, REFERENCE_CPU_PER_GPU, JobThroughputModel
-from stretto.operator import kube
-from stretto.operator.cluster_cache import ClusterCache, Kind
 from stretto.operator.job_models import (
-    LEARNED,
-    STATUS_FIELD,
-    SUMMARY_FIELD,
     JobModels,
     Measurement,
     posterior_of,
 )
-from stretto.operator.merge_patch import merged
-from stretto.operator.progress_channel import ProgressChannel
 from stretto.operator.progress_reports import max_plausible_throughput, measurement_of
 from stretto.operator.snapshot_builder import job_state
 from tests.operator.progress_fixtures import BOOK, allocation, context, job_body, report
@@ -175,103 +166,3 @@ def test_an_unknown_models_ceiling_comes_from_its_own_model_and_tightens_as_it_l
     taught = with_status(body, jobModel=as_stored(learned(body, [900.0, 950.0, 920.0, 910.0])))
     later = max_plausible_throughput(context(taught), 32)
     assert 920.0 < later < 1.5 * 920.0
-
-
-# -- the channel: one status write for progress and job model -------------------------------------
-
-
-class FakeCustomApi:
-    """The TrainingJob's status subresource: merge patches preconditioned on resourceVersion."""
-
-    def __init__(self, body: dict[str, Any], conflicts: int = 0) -> None:
-        self.body, self.conflicts, self.patches = body, conflicts, []
-
-    def patch_namespaced_custom_object_status(self, group, version, namespace, plural, name, patch):
-        from kubernetes.client.exceptions import ApiException
-        self.patches.append(patch)
-        if self.conflicts:
-            self.conflicts -= 1
-            raise ApiException(status=409, reason="Conflict")
-        assert patch["metadata"]["resourceVersion"] == self.body["metadata"]["resourceVersion"]
-        status = dict(self.body.get("status") or {})
-        for key, value in patch["status"].items():
-            status[key] = merged(status.get(key), value)
-        version = str(int(self.body["metadata"]["resourceVersion"]) + 1)
-        self.body = {**self.body, "metadata": {**self.body["metadata"], "resourceVersion": version},
-                     "status": status}
-        return copy.deepcopy(self.body)
-
-    def get_namespaced_custom_object(self, group, version, namespace, plural, name):
-        return copy.deepcopy(self.body)
-
-
-def worker(job: dict[str, Any], index: int) -> dict[str, Any]:
-    return {"metadata": {"name": f"{job['metadata']['name']}-worker-{index}", "namespace": "ns",
-                         "uid": f"pod-{index}", "resourceVersion": "1",
-                         "labels": {contracts.LABEL_JOB: job["metadata"]["name"], contracts.LABEL_WORKER_INDEX:
-                                    str(index), contracts.LABEL_ROLE: contracts.ROLE_WORKER},
-                         "annotations": {contracts.ANNOTATION_GPU_IDS: "0,1"},
-                         "ownerReferences": [{"uid": job["metadata"]["uid"]}]},
-            "spec": {"nodeName": f"n{index}", "containers": [{"name": "t", "resources": {
-                "requests": {"cpu": "9", "memory": "250Gi"}}}]},
-            "status": {"phase": "Running"}}
-
-
-@pytest.fixture
-def channel_on(monkeypatch):
-    def make(body: dict[str, Any], *, conflicts: int = 0) -> tuple[ProgressChannel, FakeCustomApi]:
-        api = FakeCustomApi(body, conflicts)
-        monkeypatch.setattr(kube, "custom", lambda: api)
-
-        pods = type("Pods", (), {"items": [worker(body, 0), worker(body, 1)]})
-        monkeypatch.setattr(kube, "core", lambda: type("Core", (), {"list_namespaced_pod": lambda *a, **k: pods})())
-        monkeypatch.setattr(kube, "api_client",
-                            lambda: type("Client", (), {"sanitize_for_serialization": staticmethod(lambda p: p)})())
-        cache = ClusterCache()
-        cache.store(Kind.JOB, body)
-        for index in (0, 1):
-            cache.store(Kind.POD, worker(body, index))
-        return ProgressChannel(key=b"k" * 32, url="http://unused", cache=cache), api
-    return make
-
-
-def stored_job(**spec: Any) -> dict[str, Any]:
-    body = job_body(model="my-own-net", gpusPerWorker=2, **spec)
-    return {**body, "metadata": {**body["metadata"], "resourceVersion": "7"}}
-
-
-def test_each_accepted_report_teaches_the_job_model_in_the_same_status_write(channel_on):
-    channel, api = channel_on(stored_job())
-    for n, rate in enumerate([3000.0, 3100.0, 2950.0], start=1):
-        assert channel._ingest(report(samples_per_second=rate, samples_done=n * 50_000.0, epoch=float(n))) is not None
-    assert len(api.patches) == 3 and all({"progress", STATUS_FIELD, SUMMARY_FIELD} <= set(p["status"])
-                                         for p in api.patches)
-    status = api.body["status"]
-    model = JobThroughputModel.from_status({**status[STATUS_FIELD], "prior": {
-        "samplesPerEpoch": None, "sensitivity": None, **status[STATUS_FIELD]["prior"]}})
-    assert model.observed == 3
-    assert [(r.gpus, r.batch_size, r.cpu_per_gpu, r.memory_gib_per_gpu) for r in model.reports] == [
-        (4, 32, 4.5, 125.0)] * 3  # two workers of 2 GPUs, 9 CPUs and 250Gi each
-    assert model.throughput(32, 4, 4.5, 125.0) == pytest.approx(3000.0, rel=0.05)
-    summary = status[SUMMARY_FIELD]
-    assert summary["name"] == LEARNED and summary["reports"] == 3
-    assert math.isclose(summary["samplesPerSecond"], model.throughput(32, 4, 4.5, 125.0), rel_tol=1e-3)
-    assert 0 < summary["uncertainty"] < 50
-    assert status["progress"]["samplesDone"] == 150_000.0
-
-
-def test_a_conflict_learns_the_report_once_on_the_fresh_read(channel_on):
-    channel, api = channel_on(stored_job(), conflicts=1)
-    api.body = {**api.body, "metadata": {**api.body["metadata"], "resourceVersion": "8"}}  # moved on since the cache
-    assert channel._ingest(report(samples_per_second=3000.0)) is not None
-    assert len(api.patches) == 2
-    assert api.body["status"][SUMMARY_FIELD]["reports"] == 1
-
-
-def test_a_family_jobs_summary_names_its_family(channel_on):
-    body = stored_job()
-    body["spec"]["profile"] = {"model": "resnet18"}
-    channel, api = channel_on(body)
-    channel._ingest(report(samples_per_second=2000.0))
-    assert api.body["status"][SUMMARY_FIELD]["name"] == "resnet18"
-    assert "sensitivity" in api.body["status"][STATUS_FIELD]["prior"]  # the family's grid travels with it
