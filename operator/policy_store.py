@@ -26,6 +26,8 @@ from stretto.operator.metrics import API_WRITES
 
 POLICY_STATE_CONFIGMAP = "stretto-policy-state"
 STATE_KEY = "state.json.z"
+CONFIGMAP_LIMIT = 1024 * 1024          # bytes of data and binaryData together: the API server refuses more
+MAX_STORED_BYTES = CONFIGMAP_LIMIT - 16 * 1024  # room for the object's metadata
 log = logging.getLogger(__name__)
 
 
@@ -44,6 +46,11 @@ def encode(stored: StoredRounds, leader: str) -> dict[str, Any]:
     return {"data": {"scheduler": stored.scheduler, "nextRound": str(stored.next_round), "leader": leader,
                      "jobs": str(len(stored.state.get("job_ids") or ()))},
             "binaryData": {STATE_KEY: base64.b64encode(packed).decode()}}
+
+
+def stored_bytes(content: dict[str, Any]) -> int:
+    """What `encode`'s ConfigMap content counts against the ConfigMap limit (keys and values)."""
+    return sum(len(k) + len(v) for part in ("data", "binaryData") for k, v in content[part].items())
 
 
 def decode(config_map: dict[str, Any]) -> StoredRounds | None:
@@ -76,9 +83,16 @@ class PolicyStore:
         return stored
 
     def save(self, stored: StoredRounds) -> bool:
-        """Write `stored` unless it is what was last written or read; True when it wrote."""
+        """Write `stored` unless it is what was last written or read, or it is too big for a ConfigMap (the
+        round goes on with the state in memory; a new leader would start it over); True when it wrote."""
         content = encode(stored, self.leader)
         if self._written is not None and _same(self._written, content):
+            return False
+        size = stored_bytes(content)
+        if size > MAX_STORED_BYTES:
+            log.warning("the policy state of %d jobs is %d KiB compressed, over the %d KiB a ConfigMap holds: "
+                        "not stored (a new leader would start it over)", len(stored.state.get("job_ids") or ()),
+                        size // 1024, MAX_STORED_BYTES // 1024)
             return False
         body = {"metadata": {"name": POLICY_STATE_CONFIGMAP, "namespace": self.namespace}, **content}
         core = kube.core()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from stretto.core.rounds import RoundConfig, build_plugins, run_round
-from stretto.operator.policy_store import StoredRounds, decode, encode
+from stretto.operator.policy_store import MAX_STORED_BYTES, PolicyStore, StoredRounds, decode, encode, stored_bytes
 from stretto.operator.snapshot_builder import build_snapshot, current_allocations
 from tests.operator.test_snapshot_builder import BOOK, bound_pod, job, ready_node
 
@@ -42,3 +44,12 @@ def test_a_stored_and_read_back_state_decides_the_next_round_the_same(policy):
 
 def test_an_unreadable_config_map_is_no_state():
     assert decode({"data": {"scheduler": "cfg"}, "binaryData": {"state.json.z": "bm90IHpsaWI="}}) is None
+
+
+def test_a_state_too_big_for_a_config_map_is_not_written_and_the_round_goes_on(caplog):
+    """The check comes before any API call: nothing here reaches an API server."""
+    noise = {f"job-{i}": os.urandom(64).hex() for i in range(20_000)}  # incompressible: ~2.6 MB
+    stored = StoredRounds("cfg", 1, {"job_ids": list(noise), "noise": noise})
+    assert stored_bytes(encode(stored, "r")) > MAX_STORED_BYTES
+    assert PolicyStore("stretto-system", "r").save(stored) is False
+    assert "over the" in caplog.text and "20000 jobs" in caplog.text
