@@ -106,12 +106,16 @@ class Harness:
         return self.start("operator", ["operator", "--progress-host", "127.0.0.1", "--progress-port",
                                        str(self.progress_port), "--progress-url", self.progress_url])
 
-    def start_emulator(self, *, time_scale: float, namespaces: list[str], interval: float = 0.25) -> ProcessRecord:
-        """`stretto emulate-training` on the local dev cluster: plays the Running workers of `namespaces`."""
+    def start_emulator(self, *, time_scale: float, namespaces: list[str], interval: float = 0.25,
+                       truth: Path | None = None) -> ProcessRecord:
+        """`stretto emulate-training` on the local dev cluster: plays the Running workers of `namespaces`
+        (with `truth`, the hidden truth file only the emulator reads)."""
         if self.cluster is None:
             raise RuntimeError("the training emulator needs the local dev cluster (it reads its credentials)")
         args = ["emulate-training", "--run-dir", str(self.cluster.run_dir), "--time-scale", str(time_scale),
                 "--interval", str(interval)]
+        if truth is not None:
+            args += ["--truth", str(truth)]
         for namespace in namespaces:
             args += ["--namespace", namespace]
         return self.start("emulator", args)
