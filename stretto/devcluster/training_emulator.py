@@ -540,14 +540,18 @@ def run(args: argparse.Namespace) -> int:
     if args.time_scale <= 0 or args.interval <= 0 or args.duration < 0:
         log.error("--time-scale and --interval must be positive, --duration >= 0")
         return 2
+    try:  # a bad profile book or truth file is refused before anything else is looked at
+        book = load_profile_book(args.profiles)
+        truths = load_truths(args.truth, book) if args.truth is not None else None
+    except ValueError as error:
+        log.error("%s", error)
+        return 2
     cluster = DevCluster(args.run_dir)
     state = cluster.load_state()
     if state is None:
         log.error("no dev cluster in %s (start one with `stretto dev-cluster up`)", cluster.run_dir)
         return 1
     try:
-        book = load_profile_book(args.profiles)
-        truths = load_truths(args.truth, book) if args.truth is not None else None
         emulator = TrainingEmulator(cluster.rest(state), book=book, time_scale=args.time_scale,
                                     progress_url=args.progress_url, namespaces=args.namespace, truths=truths,
                                     seed=args.seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import math
@@ -27,6 +28,7 @@ from stretto.devcluster.training_emulator import (
     is_loopback_url,
     job_profile,
     load_truths,
+    register,
     training_run,
     true_profile,
     truth_for,
@@ -290,6 +292,16 @@ def test_a_bad_truth_file_is_refused_naming_the_field(tmp_path: Path, text: str,
     with pytest.raises(ValueError, match=named) as refused:
         load_truths(path, BOOK)
     assert str(path) in str(refused.value)
+
+
+def test_the_command_refuses_a_bad_truth_file_before_looking_for_a_cluster(tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture):
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["emulate-training", "--run-dir", str(tmp_path / "no-cluster"),
+                              "--truth", str(_written(tmp_path, "job: {noise: 2}"))])
+    assert args.func(args) == 2
+    assert "job.noise: Input should be less than or equal to 1" in caplog.text
 
 
 def test_a_missing_truth_file_is_refused(tmp_path: Path):
