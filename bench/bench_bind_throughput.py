@@ -5,8 +5,8 @@ per phase, all created before their scheduler starts, so the figure is the sched
 creation's:
 1. baseline: a second kube-scheduler (profile `baseline-scheduler`, no extender, the same
    KubeSchedulerConfiguration otherwise) binds its pods;
-2. stretto: the dev cluster's kube-scheduler (profile `stretto-scheduler`) with the extender's filter,
-   prioritize and bind;
+2. stretto: the dev cluster's kube-scheduler (profile `stretto-scheduler`) with the extender's filter and
+   bind;
 3. stretto, planned: the same, each pod annotated with a planned node (as the operator writes them).
 Pods/s is counted from the first pod seen bound to the last (a poll every 0.5 s); the ratio is against
 the baseline of the same run. Bind time-outs are kube-scheduler's log lines for extender binds that

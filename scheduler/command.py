@@ -24,9 +24,9 @@ BIND_CALL_TIMEOUT_S = 3.0
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "extender",
-        help="run the kube-scheduler extender (filter, prioritize, bind; GPU device ledger)",
+        help="run the kube-scheduler extender (filter, bind; GPU device ledger)",
         description="Serve kube-scheduler's extender v1 protocol at "
-        "http://HOST:PORT/{filter,prioritize,bind}, with /healthz, /readyz and /metrics.",
+        "http://HOST:PORT/{filter,bind}, with /healthz, /readyz and /metrics.",
     )
     parser.add_argument("--kubeconfig", default=None,
                         help="kubeconfig file (default: $KUBECONFIG, else the in-cluster service account)")

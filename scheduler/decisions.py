@@ -200,3 +200,12 @@ def score_nodes(
             scores[key] = score_node(demand, view)
         out.append((name, scores[key]))
     return out
+
+
+def best_fit(demand: PodDemand, passed: list[str], views: Mapping[str, NodeView]) -> list[str]:
+    """The passed nodes of the highest score: the ones the pod packs best onto."""
+    if len(passed) < 2:
+        return passed
+    scored = score_nodes(demand, passed, views)
+    top = max(score for _, score in scored)
+    return [name for name, score in scored if score == top]

@@ -1,6 +1,6 @@
 """Read a Pod object (JSON as the API server writes it) into what the extender needs.
 
-`pod_demand` answers "what does this pod ask for" (filter, prioritize, bind); `pod_booking`
+`pod_demand` answers "what does this pod ask for" (filter, bind); `pod_booking`
 answers "what does this bound pod hold" (the watch, and the rebuild after a restart).
 """
 

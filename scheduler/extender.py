@@ -1,5 +1,10 @@
-"""The extender's three verbs over parsed wire models: decide with `decisions` over a cache
-snapshot, and at bind time book devices in the cache before the binder writes to the API.
+"""The extender's two verbs over parsed wire models: filter with `decisions` over a cache snapshot,
+answering only the best-fitting nodes, and at bind time book devices in the cache before the binder writes
+to the API.
+
+Filter scores as well as filters: it answers the nodes of the best multi-resource fit, so kube-scheduler
+needs no prioritize call (a second request and answer of every candidate node per pod), and its own
+scores (affinity, spreading) choose among nodes that pack equally well.
 
 Every expected failure becomes an answer (a reason per node, or an Error string); exceptions here
 are bugs, and `server` still turns them into an Error answer rather than a crash.
@@ -25,7 +30,6 @@ from .wire import (
     ExtenderBindingArgs,
     ExtenderBindingResult,
     ExtenderFilterResult,
-    HostPriority,
     NodeList,
 )
 
@@ -71,19 +75,23 @@ class Extender:
             # out for one reason that nobody will read (the pod schedules), so none is listed.
             self._metrics.filtered_out.labels("unresolvable").inc(len(names) - 1)
             return ExtenderFilterResult(NodeNames=[demand.planned_node])  # type: ignore[list-item]
-        outcome = decisions.filter_nodes(demand, names, self._cache.snapshot())
+        views = self._cache.snapshot()
+        outcome = decisions.filter_nodes(demand, names, views)
         if demand.planned_node in outcome.failed and self._confirm(demand.planned_node):
-            outcome = decisions.filter_nodes(demand, names, self._cache.snapshot())
+            views = self._cache.snapshot()
+            outcome = decisions.filter_nodes(demand, names, views)
+        passed = decisions.best_fit(demand, outcome.passed, views)
+        self._metrics.filtered_out.labels("worse-fit").inc(len(outcome.passed) - len(passed))
         self._metrics.filtered_out.labels("failed").inc(len(outcome.failed))
         self._metrics.filtered_out.labels("unresolvable").inc(len(outcome.unresolvable))
         if args.NodeNames is None and args.Nodes is not None:
-            passed = set(outcome.passed)
-            nodes = NodeList(items=[n for n in args.Nodes.items if n["metadata"]["name"] in passed])
+            kept = set(passed)
+            nodes = NodeList(items=[n for n in args.Nodes.items if n["metadata"]["name"] in kept])
             return ExtenderFilterResult(
                 Nodes=nodes, FailedNodes=outcome.failed, FailedAndUnresolvableNodes=outcome.unresolvable,
             )
         return ExtenderFilterResult(
-            NodeNames=outcome.passed, FailedNodes=outcome.failed,
+            NodeNames=passed, FailedNodes=outcome.failed,
             FailedAndUnresolvableNodes=outcome.unresolvable,
         )
 
@@ -111,17 +119,6 @@ class Extender:
         if dropped:
             log.info("%s: %d booking(s) of deleted pods dropped ahead of the watch", node, dropped)
         return dropped > 0
-
-    # ---- prioritize ----------------------------------------------------------------------------
-    def prioritize(self, args: ExtenderArgs) -> list[HostPriority]:
-        """Scores 0..10; an unreadable request gets no scores (kube-scheduler ignores prioritize errors)."""
-        try:
-            names = args.candidate_names()
-            demand = pod_demand(args.Pod)
-        except ValueError:
-            return []
-        scores = decisions.score_nodes(demand, names, self._cache.snapshot())
-        return [{"Host": name, "Score": score} for name, score in scores]  # literals: a quarter of the cost
 
     # ---- bind ----------------------------------------------------------------------------------
     def bind(self, args: ExtenderBindingArgs) -> ExtenderBindingResult:

@@ -14,7 +14,6 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 class Verb(StrEnum):
     FILTER = "filter"
-    PRIORITIZE = "prioritize"
     BIND = "bind"
 
 
@@ -47,7 +46,8 @@ class ExtenderMetrics:
             registry=self.registry,
         )
         self.filtered_out = Counter(
-            "stretto_extender_filtered_nodes", "Nodes rejected by filter, by kind (failed or unresolvable).",
+            "stretto_extender_filtered_nodes",
+            "Nodes filter left out, by kind: failed, unresolvable, worse-fit (fits, packs worse than those answered).",
             ["kind"], registry=self.registry,
         )
         self._cache_nodes = Gauge(

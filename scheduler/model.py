@@ -76,10 +76,10 @@ class NodeView:
     anonymous_gpus: int = 0
     idle_ids: tuple[int, ...] = field(default=(), compare=False)
     # Devices in use, in device units: whole ones, anonymous ones and fractions of shared ones.
-    # Computed once by `cluster_cache.build_view`, because prioritize reads it for every node.
+    # Computed once by `cluster_cache.build_view`, because scoring reads it for every node.
     gpus_in_use: float = field(default=0.0, compare=False)
     # Equal for views equal in everything a decision reads but the name (`shape`), so filter and
-    # prioritize decide once per shape, not once per node: a big cluster has few shapes. -1: unknown.
+    # its scoring decide once per shape, not once per node: a big cluster has few shapes. -1: unknown.
     shape_id: int = field(default=-1, compare=False)
 
     @property

@@ -1,4 +1,4 @@
-"""The extender's HTTP face (aiohttp): POST /filter, /prioritize, /bind; GET /healthz, /readyz,
+"""The extender's HTTP face (aiohttp): POST /filter and /bind; GET /healthz, /readyz,
 /metrics. Every POST answers 200 with a JSON body: kube-scheduler treats any other status as an
 extender failure, and a malformed request deserves an Error answer, not a crash.
 """
@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import pydantic_core
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
@@ -97,20 +96,6 @@ def build_app(
         observe(Verb.FILTER, started, not result.Error)
         return _json(result.model_dump_json(by_alias=True).encode())
 
-    async def prioritize(request: web.Request) -> web.Response:
-        started = time.perf_counter()
-        ok = True
-        try:
-            args = ExtenderArgs.model_validate_json(await _body(request, MAX_BODY_BYTES))
-            scores = extender.prioritize(args)
-        except (ValidationError, ValueError):
-            ok, scores = False, []
-        except Exception:
-            log.exception("prioritize failed")
-            ok, scores = False, []
-        observe(Verb.PRIORITIZE, started, ok)
-        return _json(pydantic_core.to_json(scores))  # plain dicts of str and int: no validation to spend
-
     async def bind(request: web.Request) -> web.Response:
         started = time.perf_counter()
         try:
@@ -141,7 +126,6 @@ def build_app(
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app.router.add_post("/filter", filter_)
-    app.router.add_post("/prioritize", prioritize)
     app.router.add_post("/bind", bind)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 # Kubernetes' own limits: object and node names are DNS subdomains (253), namespaces DNS labels (63).
 # Anything longer cannot exist in the API, so it is refused before it costs a request.
@@ -37,7 +36,7 @@ class NodeList(_Wire):
 
 
 class ExtenderArgs(_Wire):
-    """Filter and prioritize request. nodeCacheCapable sends NodeNames; otherwise full Nodes."""
+    """Filter request. nodeCacheCapable sends NodeNames; otherwise full Nodes."""
 
     Pod: dict[str, Any]
     Nodes: NodeList | None = None
@@ -57,13 +56,6 @@ class ExtenderFilterResult(_Wire):
     FailedNodes: dict[str, str] = Field(default_factory=dict)
     FailedAndUnresolvableNodes: dict[str, str] = Field(default_factory=dict)
     Error: str = ""
-
-
-class HostPriority(TypedDict):
-    """A TypedDict, not a model: prioritize answers one per node, and dicts are ~10x cheaper to build."""
-
-    Host: str
-    Score: int
 
 
 

@@ -11,7 +11,7 @@ import yaml
 from stretto import contracts
 from stretto.devcluster.pki import Pki
 
-EXTENDER_URL_PATH = ""  # the extender serves /filter, /prioritize and /bind at its root
+EXTENDER_URL_PATH = ""  # the extender serves /filter and /bind at its root
 
 
 def _b64(path: Path) -> str:
@@ -57,9 +57,7 @@ def scheduler_configuration(kubeconfig_path: Path, extender_port: int, *, strett
         "extenders": [{
             "urlPrefix": f"http://127.0.0.1:{extender_port}{EXTENDER_URL_PATH}",
             "filterVerb": "filter",
-            "prioritizeVerb": "prioritize",
             "bindVerb": "bind",
-            "weight": 5,
             "enableHTTPS": False,
             "httpTimeout": "10s",
             "nodeCacheCapable": True,

@@ -69,27 +69,27 @@ def requests(count: int, seed: int, *, nodes: list[str], pending: list[Mapping[s
         return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
     def garbage() -> Request:
-        verb = rng.choice(["/filter", "/prioritize", "/bind"])
+        verb = rng.choice(["/filter", "/bind"])
         return Request("garbage", verb, bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 300))))
 
     def wrong_types() -> Request:
         body = rng.choice([{"Pod": 5, "NodeNames": ["n"]}, {"Pod": {}, "NodeNames": "n"}, [], "x", None,
                            {"Pod": {"metadata": {"name": 1}}, "NodeNames": [1]},
                            {"PodName": 1, "PodNamespace": [], "PodUID": {}, "Node": None}])
-        return Request("wrong-types", rng.choice(["/filter", "/prioritize", "/bind"]), json.dumps(body).encode())
+        return Request("wrong-types", rng.choice(["/filter", "/bind"]), json.dumps(body).encode())
 
     def oversized() -> Request:
         if rng.random() < 0.5:
             return Request("oversized", "/bind", _bind("fuzz", "p" * HUGE, uid(), rng.choice(nodes)))
         pod = _pod("big", {gpu: "1"}, uid())
         pod["metadata"]["annotations"] = {"x": "y" * HUGE}
-        return Request("oversized", rng.choice(["/filter", "/prioritize"]),
+        return Request("oversized", "/filter",
                        json.dumps({"Pod": pod, "NodeNames": nodes}).encode())
 
     def bad_quantity() -> Request:
         limits = rng.choice([{gpu: "-1"}, {"cpu": "-500m"}, {"cpu": "9" * 400}, {"memory": "1e999999999"},
                              {gpu: "x" * 5000}, {gpu: "1.5"}])
-        return Request("bad-quantity", rng.choice(["/filter", "/prioritize"]),
+        return Request("bad-quantity", "/filter",
                        json.dumps({"Pod": _pod("q", limits, uid()), "NodeNames": nodes}).encode())
 
     def unknown_bind() -> Request:

@@ -136,13 +136,18 @@ def test_filter_non_cache_form_echoes_node_objects():
     assert result.FailedAndUnresolvableNodes == {"n1": "stretto: pod needs 2 GPUs, node has 1"}
 
 
-def test_prioritize_scores_every_candidate():
-    extender, cache, *_ = setup(make_node("n1"), make_node("n2"))
-    cache.reserve(pod_demand(make_pod("x", gpus=6, cpu="48", memory="384Gi")), "n2")
-    scores = extender.prioritize(ExtenderArgs(Pod=make_pod("w", gpus=2, cpu="8", memory="32Gi"),
-                                              NodeNames=["n1", "n2", "zz"]))
-    by_host = {s["Host"]: s["Score"] for s in scores}
-    assert by_host["n2"] > by_host["n1"] > 0 and by_host["zz"] == 0
+def test_filter_answers_only_the_best_fitting_nodes():
+    extender, cache, *_ = setup(make_node("n1"), make_node("n2"), make_node("n3"), make_node("n4"))
+    for node in ("n2", "n3"):  # two equally full nodes; n1 and n4 empty
+        cache.reserve(pod_demand(make_pod(f"x-{node}", gpus=6, cpu="48", memory="384Gi")), node)
+    pod = make_pod("w", gpus=2, cpu="8", memory="32Gi")
+    result = extender.filter(ExtenderArgs(Pod=pod, NodeNames=["n1", "n2", "n3", "n4", "zz"]))
+    assert result.NodeNames == ["n2", "n3"]  # both fill up; the empty nodes stay whole for big jobs
+    assert set(result.FailedNodes) == {"zz"}  # the empty nodes are not failed, only outpacked
+    cache.reserve(pod_demand(make_pod("y", gpus=2, cpu="8", memory="32Gi")), "n2")
+    assert extender.filter(ExtenderArgs(Pod=pod, NodeNames=["n1", "n2", "n3"])).NodeNames == ["n3"]
+    big = make_pod("big", gpus=8)
+    assert extender.filter(ExtenderArgs(Pod=big, NodeNames=["n1", "n2", "n3", "n4"])).NodeNames == ["n1", "n4"]
 
 
 def test_concurrent_binds_never_give_a_gpu_twice():
@@ -286,7 +291,6 @@ def test_absurd_quantities_are_malformed_requests_with_short_messages(limits, wa
     binder.add(pod)
     filtered = extender.filter(ExtenderArgs(Pod=pod, NodeNames=["n1"]))
     assert want in filtered.Error and "malformed request" in filtered.Error and len(filtered.Error) < 300
-    assert extender.prioritize(ExtenderArgs(Pod=pod, NodeNames=["n1"])) == []
     bound = extender.bind(bind_args(pod))
     assert want in bound.Error and len(bound.Error) < 300
     assert binder.bound == [] and cache.booking(pod["metadata"]["uid"]) is None

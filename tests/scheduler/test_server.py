@@ -68,11 +68,10 @@ BIND = {"PodName": "w0", "PodNamespace": "default", "PodUID": POD["metadata"]["u
     ids=["bad-json", "empty", "array", "no-pod", "null-pod", "pod-str", "names-str", "names-int", "no-nodes",
          "node-no-name", "pod-no-ns", "bad-quantity"],
 )
-def test_malformed_filter_and_prioritize(body, want_error):
-    (filtered, prioritized), binder = run([("POST", "/filter", body), ("POST", "/prioritize", body)])
+def test_malformed_filter(body, want_error):
+    [filtered], binder = run([("POST", "/filter", body)])
     assert filtered[0] == 200 and want_error in filtered[1]["Error"]
     assert filtered[1]["NodeNames"] is None
-    assert prioritized == (200, [])
     assert binder.bound == []
 
 
@@ -118,18 +117,17 @@ def test_a_normal_bind_is_answered_while_oversized_ones_arrive():
     assert seconds < 1.0, f"a normal bind took {seconds:.2f}s beside 8 oversized ones"
 
 
-def test_filter_prioritize_bind_happy_path_and_metrics():
+def test_filter_bind_happy_path_and_metrics():
     args = {"Pod": POD, "Nodes": None, "NodeNames": ["n1", "n2"]}
     results, binder = run([
         ("POST", "/filter", args), ("POST", "/prioritize", args), ("POST", "/bind", BIND),
         ("POST", "/bind", BIND), ("GET", "/metrics", None),
     ])
-    (s1, filtered), (s2, scores), (s3, bound), (s4, again), (s5, metrics) = results
-    assert s1 == s2 == s3 == s4 == s5 == 200
+    (s1, filtered), (s2, _), (s3, bound), (s4, again), (s5, metrics) = results
+    assert s1 == s3 == s4 == s5 == 200
+    assert s2 == 404  # no prioritize verb: filter answers the best-fitting nodes
     assert filtered == {"Nodes": None, "NodeNames": ["n1"], "Error": "", "FailedNodes": {},
                         "FailedAndUnresolvableNodes": {"n2": "stretto: pod needs 2 GPUs, node has 1"}}
-    assert [s["Host"] for s in scores] == ["n1", "n2"]
-    assert scores[1]["Score"] == 0 and 0 < scores[0]["Score"] <= 10
     assert bound == {"Error": ""} and again == {"Error": ""}   # a retry of a bind that took effect
     assert len(binder.bound) == 1
     assert 'stretto_extender_requests_total{result="ok",verb="filter"} 1.0' in metrics
