@@ -121,15 +121,18 @@ def timed_bind(port: int, body: bytes) -> float:
         conn.close()
 
 
-def bind_beside_oversized(port: int, binder: RecordingBinder, rounds: int = 5) -> tuple[float, float]:
-    """(median seconds of a normal bind alone, with 8 oversized binds sent at the same moment)."""
+def bind_beside_oversized(port: int, binder: RecordingBinder, free_nodes: list[str], rounds: int = 5
+                          ) -> tuple[float, float]:
+    """(median seconds of a normal bind alone, with 8 oversized binds sent at the same moment); each normal
+    bind goes to its own node of `free_nodes`, so every one of them succeeds."""
+    targets = iter(free_nodes)
     huge = json.dumps({"PodName": "p" * 10 * 2**20, "PodNamespace": "bench", "PodUID": "u", "Node": "gpu-0000"})
     alone, beside = [], []
     for i in range(rounds):
         for label, out in (("alone", alone), ("beside", beside)):
             pod = binder.add(make_pod(f"normal-{label}-{i}", namespace="bench", gpus=1))
             body = json.dumps({"PodName": pod["metadata"]["name"], "PodNamespace": "bench",
-                               "PodUID": pod["metadata"]["uid"], "Node": "gpu-0000"}).encode()
+                               "PodUID": pod["metadata"]["uid"], "Node": next(targets)}).encode()
             if label == "alone":
                 out.append(timed_bind(port, body))
                 continue
@@ -189,7 +192,10 @@ def main() -> int:
         forms = (("nodeCacheCapable (names)", by_names), ("full Node objects (baseline)", by_objects))
         for form, body in forms:
             results[form] = measure(server.port, body, args.iterations, args.warmup)
-        alone, beside = bind_beside_oversized(server.port, binder)
+        free_nodes = [name for name, view in cache.snapshot().items() if view.free_whole_gpus >= 1]
+        binds_before = len(binder.bound)
+        alone, beside = bind_beside_oversized(server.port, binder, free_nodes)
+        assert len(binder.bound) - binds_before == 10, "a normal bind was refused"
 
     print(f"{'form':30} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
     for form, values in results.items():
