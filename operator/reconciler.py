@@ -133,8 +133,8 @@ class Reconciler:
     def reconcile(self, key: str, *, round_pass: bool = False) -> dict[str, Any] | None:
         """Bring the job `key` ("namespace/name") to its plan; return its status (None: nothing to do).
 
-        `round_pass` (the round loop's own pass, once a round) also advances the job's accounting and
-        prediction; the passes between rounds keep them.
+        Every pass advances the job's accounting when its running GPUs change; `round_pass` (the round loop's
+        own pass, once a round) also updates its prediction, which the passes between rounds keep.
         """
         try:
             with self._locks[key]:
@@ -195,13 +195,16 @@ class Reconciler:
             status["prediction"] = None
         elif job_plan is not None:
             status["allocation"] |= _planned_allocation(job_plan)
-        if round_pass and status["phase"] != "Failed":
+        if status["phase"] != "Failed":
             now = _now()
-            new = prediction(job_plan, body, now, self.round.time_scale) if job_plan is not None else {}
-            status["prediction"] = settled(current.get("prediction"), new, now)
-            if "rho" in status["prediction"]:
-                JOB_RHO.labels(namespace, name).set(status["prediction"]["rho"])
+            # The service received changes when the running GPUs do, in whichever pass sees it: the write that
+            # says the workers run says since when, and the next round has nothing left to write.
             status["accounting"] = accounting.advance(current.get("accounting"), status["allocation"]["gpus"], now)
+            if round_pass:
+                new = prediction(job_plan, body, now, self.round.time_scale) if job_plan is not None else {}
+                status["prediction"] = settled(current.get("prediction"), new, now)
+                if "rho" in status["prediction"]:
+                    JOB_RHO.labels(namespace, name).set(status["prediction"]["rho"])
         # status.progress is the progress channel's: it stores each report before acknowledging it. A
         # copy written here could land after a newer report's and undo it.
         self._tell_refusal_change(body, current, refusal)

@@ -1,6 +1,7 @@
 """What the operator writes, and what outlives it, on the local control plane: a steady round writes
-nothing (counted by the API server itself), a finished job's status and events tell the truth, repeated
-events are aggregated, and a new leader resumes the policy state the old one left."""
+nothing (counted by the API server itself), the status that says the workers run charges them, a
+finished job's status and events tell the truth, repeated events are aggregated, and a new leader
+resumes the policy state the old one left."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import zlib
 from collections import Counter
 from typing import Any
 
-from kubernetes import client
+from kubernetes import client, watch
 
 from stretto import contracts
 from stretto.operator import kube
@@ -74,6 +75,25 @@ def test_a_steady_round_writes_nothing(harness: Harness, api, core, custom, name
     assert status_after == status_before
     assert len(job_events(core, namespace, "steady")) == len({(e.reason, e.message)
                                                              for e in job_events(core, namespace, "steady")})
+
+
+def test_the_write_that_says_the_workers_run_says_since_when(core, custom, namespace):
+    """Every stored status that counts the workers ready also charges their GPUs: the service received is
+    written by the pass that sees them start, not left for the next round (which would then write every
+    started job again)."""
+    create_job(custom, namespace, training_job("starts", min_workers=2))
+    seen: list[dict[str, Any]] = []
+    stream = watch.Watch()
+    for event in stream.stream(custom.list_namespaced_custom_object, contracts.GROUP, contracts.VERSION, namespace,
+                               contracts.TRAININGJOB_PLURAL, timeout_seconds=120):
+        status = event["object"].get("status") or {}
+        seen.append(status)
+        if status.get("readyWorkers") == 2:
+            stream.stop()
+    ready = [s for s in seen if s.get("readyWorkers") == 2]
+    assert ready, f"the workers of starts never ran: {[s.get('phase') for s in seen]}"
+    assert all(s.get("accounting", {}).get("runningGpus") == 2 and s["accounting"].get("firstStart")
+               for s in ready), ready[0]
 
 
 def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
