@@ -135,3 +135,39 @@ def test_two_rounds_keep_every_worker_that_still_runs(policy: str, packer: str, 
 
 def test_the_policies_are_all_covered() -> None:
     assert {"fifo", "elastic", "stretto"} <= set(builtin_policies().names())
+
+
+def test_tune_grants_no_cpu_from_a_free_gpus_share_where_workers_cannot_move() -> None:
+    # 4 GPUs, 12 CPUs, 400 GiB: 3 CPUs and 100 GiB per GPU. The hungry job's ideal (6 CPUs) would leave
+    # the 3 other GPUs 6 CPUs, and pinned it could never be reverted; it gets the proportional 3.
+    nodes = make_nodes(1, gpus=4, cpus=12, memory_gib=400)
+    pinned = {x.job_id: x for x in pack("synergy-tune", [make_job("a", profile=HUNGRY)], {"a": 1}, {},
+                                        nodes=nodes).allocations}
+    moving = {x.job_id: x for x in pack("synergy-tune", [make_job("a", profile=HUNGRY)], {"a": 1}, {},
+                                        nodes=nodes, can_move=True).allocations}
+    assert (pinned["a"].workers[0].cpus, pinned["a"].workers[0].memory_gib) == (3.0, 100.0)
+    assert moving["a"].workers[0].cpus == 6.0
+
+
+def test_tune_grants_the_slack_a_light_job_leaves() -> None:
+    # l runs on 1 GPU with 1 CPU and 50 GiB: 11 CPUs and 350 GiB free for 3 GPUs, 2 CPUs and 50 GiB of slack.
+    # a (ideal 6 CPUs, 100 GiB) gets 3 + 2 CPUs and its 100 GiB; c's 2 GPUs still get their 6 CPUs.
+    nodes = make_nodes(1, gpus=4, cpus=12, memory_gib=400)
+    previous = dict([running("l", ("n0", (0,)), cpus=1.0, memory=50.0)])
+    jobs = [make_job("l"), make_job("a", profile=HUNGRY), make_job("c", gpus=2)]
+    placement = pack("synergy-tune", jobs, {"l": 1, "a": 1, "c": 2}, previous, nodes=nodes)
+    got = {x.job_id: x for x in placement.allocations}
+    assert (got["a"].workers[0].cpus, got["a"].workers[0].memory_gib) == (5.0, 100.0)
+    assert [w.cpus for w in got["c"].workers] == [3.0, 3.0]
+    assert not placement.unplaced
+
+
+def test_a_pinned_hungry_job_does_not_strand_the_gpus_beside_it() -> None:
+    # Round 1 places a alone; in round 2 a is pinned where it runs and b needs the other 3 GPUs at 3 CPUs each.
+    nodes = make_nodes(1, gpus=4, cpus=12, memory_gib=400)
+    first = pack("synergy-tune", [make_job("a", profile=HUNGRY)], {"a": 1}, {}, nodes=nodes)
+    previous = {x.job_id: x for x in first.allocations}
+    second = pack("synergy-tune", [make_job("a", profile=HUNGRY), make_job("b", gpus=3)], {"a": 1, "b": 3},
+                  previous, nodes=nodes)
+    assert not second.unplaced
+    assert sum(x.gpus for x in second.allocations) == 4

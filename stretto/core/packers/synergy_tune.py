@@ -12,6 +12,10 @@ Per job, in the policy's order:
    shortfall, stopping as soon as everything is covered;
 4. place the job at the lowered demand: it now fits, since every job on those nodes is at most
    at its proportional share.
+Where workers cannot move (a live cluster), running workers are pinned at the CPU and memory
+they were created with, so step 1 grants the ideal only out of a node's slack and never out of a
+free GPU's proportional share (`place_reserving`): a GPU stranded by a pinned neighbour's CPUs
+stays idle until that neighbour ends.
 Reverting only ever lowers a peer's CPU or memory (a peer below proportional in a dimension
 keeps its amount), so it never needs room it does not have. With `share_gpus: true`, single-GPU jobs
 that did not fit may share a GPU (`gpu_sharing`), each with half its ideal demand, else half the
@@ -30,7 +34,7 @@ from stretto.core.packers.gpu_sharing import GpuSharing, GpuSharingArgs, colocat
 from stretto.core.packers.node_ledger import EPS, NodeLedger
 from stretto.core.packers.ordered_placement import place_in_order
 from stretto.core.packers.synergy_greedy import place_ideally
-from stretto.core.packers.worker_demand import exceeds_proportional, ideal_demand, lowered_demand
+from stretto.core.packers.worker_demand import exceeds_proportional, ideal_demand, lowered_demand, proportional_demand
 from stretto.core.snapshots import ClusterSnapshot, JobState
 
 NAME = "synergy-tune"
@@ -84,10 +88,46 @@ def _revert_on_node(ledger: NodeLedger, node: int, need_cpus: float, need_memory
             ledger.shrink(job_id, cpus_per_gpu=ledger.cpu_per_gpu, memory_per_gpu=ledger.memory_per_gpu)
 
 
+def reserved_demand(job: JobState, workers: int, ledger: NodeLedger) -> tuple[np.ndarray, np.ndarray]:
+    """Per worker, per node: the ideal, but above the proportional share only by the node's slack.
+
+    The slack is what the node has free beyond the proportional share of each of its free GPUs
+    (CPU and memory that jobs below their share left over). A node that grants no more than that
+    keeps a proportional share for every GPU still free.
+    """
+    ideal_c, ideal_m = ideal_demand(job, ledger)
+    prop_c, prop_m = proportional_demand(job, ledger)
+    slack_c = np.maximum(0.0, ledger.free_cpus - ledger.cpu_per_gpu * ledger.free_gpus) / workers
+    slack_m = np.maximum(0.0, ledger.free_memory - ledger.memory_per_gpu * ledger.free_gpus) / workers
+    return np.minimum(ideal_c, prop_c + slack_c), np.minimum(ideal_m, prop_m + slack_m)
+
+
 def place_tuned(job: JobState, request: ShareRequest, ledger: NodeLedger) -> str | None:
-    # 1. Ideal demand.
+    """Synergy's Tune, steps 1-4: the ideal demand, else the lowered one (reverting peers if need be)."""
     if place_ideally(job, request, ledger) is None:
         return None
+    return place_lowered(job, request, ledger)
+
+
+def place_reserving(job: JobState, request: ShareRequest, ledger: NodeLedger) -> str | None:
+    """Where workers cannot move: step 1 grants the ideal only out of the slack (`reserved_demand`).
+
+    A running worker keeps the CPU and memory it was created with and reverting never lowers it, so
+    a worker granted the ideal out of a free GPU's share strands that GPU for the worker's life: no
+    job that needs its proportional share fits beside it.
+    """
+    gpw = job.gpus_per_worker
+    workers = request.gpus // gpw
+    cpus, memory = reserved_demand(job, workers, ledger)
+    plan = ledger.find(workers=workers, gpus_per_worker=gpw, cpus=cpus, memory=memory)
+    if plan is not None:
+        ledger.commit(job.job_id, plan, gpus_per_worker=gpw, cpus=cpus, memory=memory)
+        return None
+    return place_lowered(job, request, ledger)
+
+
+def place_lowered(job: JobState, request: ShareRequest, ledger: NodeLedger) -> str | None:
+    """Steps 2-4: the demand lowered to the proportional share, reverting peers on the job's nodes if need be."""
     gpw = job.gpus_per_worker
     workers = request.gpus // gpw
     cpus, memory = lowered_demand(job, ledger)
@@ -129,10 +169,11 @@ class SynergyTunePacker:
         self.colocation = (colocation or colocation_for(args)) if args.share_gpus else None
 
     def pack(self, snapshot: ClusterSnapshot, shares: Shares) -> Placement:
+        place = place_tuned if snapshot.workers_can_move else place_reserving
         if self.colocation is not None:
             sharing = GpuSharing.of(self.colocation, self.args, (ideal_demand, lowered_demand))
-            return sharing.pack(snapshot, shares, place_tuned)
-        return place_in_order(snapshot, shares, place_tuned)[1]
+            return sharing.pack(snapshot, shares, place)
+        return place_in_order(snapshot, shares, place)[1]
 
 
 def build(args: SynergyTuneArgs) -> SynergyTunePacker:
