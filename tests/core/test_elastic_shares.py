@@ -124,3 +124,21 @@ def test_the_policy_sizes_elastic_jobs_and_keeps_rigid_ones_at_their_size():
     rigid_only = StrettoPolicy(StrettoArgs(elastic_shares=False)).share(snapshot, predictions)
     assert {r.job_id: r.gpus for r in rigid_only.requests} == {"rigid": 2, "big": 8, "small": 4}
     assert isinstance(predictions, Predictions)
+
+
+# 1 → 2 GPUs: 1.5× (half of linear); 2 → 3: 1.2× (0.4 of linear): the efficient size is 2.
+SUBLINEAR = ModelProfile("sublinear", {(32, 1): 100.0, (32, 2): 150.0, (32, 3): 180.0, (32, 4): 200.0},
+                         default_batch_size=32)
+
+
+@pytest.mark.parametrize(("tail_at_max", "expected"), [(True, {"long": 4}), (False, {"long": 2, "short": 2})])
+def test_the_makespan_tail_is_sized_first_at_its_maximum(tail_at_max: bool, expected: dict[str, int]) -> None:
+    # long: 1.2e6 samples, 6,000 s at 4 GPUs; short: 150,000 samples, 1,000 s at 2. Bound max(6000, 1.15 ·
+    # (4 · 6000 + 2 · 1000) / 4) = 7,475 s: long is within the 30 min tail window, short is not.
+    jobs = [make_job("long", gpus=4, min_workers=1, samples=1.2e6, profile=SUBLINEAR),
+            make_job("short", gpus=2, min_workers=1, samples=1.5e5, profile=SUBLINEAR, arrival_s=1.0)]
+    snapshot = make_snapshot(jobs, nodes=make_nodes(1, gpus=4))
+    predictions = BayesianRegimePredictor(BayesianRegimeArgs()).predict(snapshot)
+    shares = StrettoPolicy(StrettoArgs(tail_at_max=tail_at_max)).share(snapshot, predictions)
+    head = {r.job_id: r.gpus for r in shares.requests[: len(expected)]}
+    assert shares.requests[0].job_id == "long" and head == expected

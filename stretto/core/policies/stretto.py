@@ -69,7 +69,9 @@ job's speed. This policy combines them:
 4. Elastic shares (`elastic_shares`, `stretto.core.policies.elastic_shares`): the order of 2./3. is
    kept, and each elastic job gets a worker count in [min, max] (or none) from its scaling curve at
    the batch sizes its regime forecast expects (`scaling_forecast`): admitted in order at its
-   efficient size (workers while one buys `min_efficiency` of linear speed-up), then spare GPUs by
+   efficient size (workers while one buys `min_efficiency` of linear speed-up; the makespan tail,
+   with `tail_at_max`, first and at its maximum, as far as a worker still speeds it up: at the
+   efficient size the tail stretched the makespan), then spare GPUs by
    marginal time saved relative to T_fair (urgent jobs ×`urgent_boost`), a running job resizing
    only for more than `resize_cost_s` and `min_resize_gain`. Rigid jobs ask for their size as
    before. With elastic jobs present, fair finish times are the metric's own (`fair_target="auto"`
@@ -102,7 +104,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stretto.core.decisions import Predictions, ShareRequest, Shares
 from stretto.core.epoch_schedules import samples_by_batch_size, seconds_for
 from stretto.core.fair_share import fair_share_gpus, scaling_curve, seconds_at
-from stretto.core.policies.elastic_shares import RemainingCurve, SizingArgs, size_jobs
+from stretto.core.policies.elastic_shares import RemainingCurve, SizingArgs, efficient_size, size_jobs
 from stretto.core.policies.finish_time_estimates import record_estimate, smoothed_finish_time
 from stretto.core.policies.shockwave import ShockwaveArgs, ShockwavePolicy
 from stretto.core.snapshots import ClusterSnapshot
@@ -166,6 +168,9 @@ class StrettoArgs(BaseModel):
         "fair", description="a worker's marginal time saved is divided by the job's T_fair, its R̂, or R̂²"
     )
     admit_efficient: bool = Field(True, description="admit every job at its efficient size, not only the tail")
+    tail_at_max: bool = Field(
+        True, description="size the makespan tail first, at its maximum (False: at its efficient size, in order)"
+    )
     min_resize_gain: float = Field(0.05, ge=0, description="a running job grows only for this share of its R̂ or more")
 
 
@@ -238,13 +243,23 @@ class StrettoPolicy:
         curves = {j.job_id: RemainingCurve.of(j, predictions[j.job_id], forecast=a.scaling_forecast)
                   for j in order if not j.is_rigid}
         previous = {job_id: alloc.gpus for job_id, alloc in snapshot.previous.items()}
+        capacity = snapshot.total_gpus
+        tail_gpus: dict[str, int] = {}
+        for j in order if a.tail_at_max else ():  # the tail sets the makespan: sized before everyone else
+            need = j.max_gpus if j.is_rigid else j.min_gpus
+            if classes.get(j.job_id) != 0 or need > capacity:
+                continue
+            tail_gpus[j.job_id] = need if j.is_rigid else efficient_size(j, curves[j.job_id], capacity, 0.0)
+            capacity -= tail_gpus[j.job_id]
         gpus, admitted = size_jobs(
-            order, curves, capacity=snapshot.total_gpus, previous_gpus=previous,
+            [j for j in order if j.job_id not in tail_gpus], curves, capacity=capacity, previous_gpus=previous,
             first={i for i, c in classes.items() if c == 0},
             boost={i: a.urgent_boost for i, c in classes.items() if c == 2},
             fair_s=fair_s,
             args=SizingArgs(a.min_efficiency, a.resize_cost_s, a.min_resize_gain, a.gain_norm, a.admit_efficient),
         )
+        gpus.update(tail_gpus)
+        admitted = [j.job_id for j in order if j.job_id in gpus]  # in the plan's order
         placed = set(admitted)
         head = tuple(ShareRequest(i, gpus[i]) for i in admitted)
         # The others follow at their minimum, so the packer can fill what placement leaves. Where workers cannot
