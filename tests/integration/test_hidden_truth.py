@@ -24,6 +24,7 @@ import math
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -36,6 +37,7 @@ from stretto.devcluster.training_emulator import allocation_from_pods, load_trut
 from stretto.operator.job_models import LEARNED, SUMMARY_FIELD
 from tests.integration.harness import Harness, _http_ok, wait_for
 from tests.integration.test_job_model import learned_rate, stored_posterior
+from tests.integration.test_progress import SAMPLES_PER_EPOCH
 from tests.integration.test_walking_skeleton import create_job, get_job, running_workers, training_job
 
 REPORTS = 40
@@ -96,3 +98,53 @@ def test_the_operator_learns_a_hidden_truth_from_noisy_reports(harness: Harness,
     assert statistics.stdev(stored) > 0.05 and outliers > 0
     assert abs(summary["samplesPerSecond"] / true_rate - 1) < BOUND
     assert abs(learned_rate(status) / true_rate - 1) < BOUND
+
+
+def predicted_rate(status: dict[str, Any]) -> float | None:
+    """The samples/s the round's prediction assumes: the samples its regimes leave over the seconds it predicts."""
+    prediction = status.get("prediction") or {}
+    seconds, regimes = prediction.get("remainingSeconds"), prediction.get("regimes") or []
+    if not seconds or not regimes:
+        return None
+    return sum(r["remainingEpochs"] for r in regimes) * SAMPLES_PER_EPOCH / seconds
+
+
+def test_outlier_reports_do_not_move_the_rounds_decision(harness: Harness, core, custom, namespace: str,
+                                                         tmp_path: Path):
+    """Two jobs of one hidden truth, one with clean reports and one with a fifth of them outliers, end with the
+    same learned rate, the same plan and the same prediction (the time the policy orders and sizes jobs by)."""
+    if harness.cluster is None:
+        pytest.fail("this test needs the local control plane (see the test above)")
+    wait_for(lambda: _http_ok(harness.progress_port, "/healthz"), 60, "the operator's progress server")
+    truths = {"clean": {**TRUTH, "outlierFraction": 0.0}, "noisy": TRUTH}
+    for name in truths:
+        create_job(custom, namespace, training_job(name, profile={"model": "llama-finetune"}))
+    truth_file = tmp_path / "truth.yaml"
+    truth_file.write_text(yaml.safe_dump({f"{namespace}/{name}": truth for name, truth in truths.items()}))
+    for name in truths:
+        wait_for(lambda name=name: running_workers(core, namespace, name, 1), 120, f"the worker of {name}")
+    emulator = harness.start_emulator(time_scale=1.0, namespaces=[namespace], truth=truth_file)
+    try:
+        def learned(name: str) -> dict[str, Any] | None:
+            status = get_job(custom, namespace, name).get("status") or {}
+            return status if int((status.get(SUMMARY_FIELD) or {}).get("reports", 0)) >= REPORTS else None
+        for name in truths:
+            wait_for(lambda name=name: learned(name), 90, f"{REPORTS} reports of {name} learned")
+    finally:
+        harness.kill(emulator.name)
+
+    def settled(name: str) -> dict[str, Any] | None:
+        """The status once a round has planned with what the reports taught (the generic prior's rate is far
+        below the truth's). The round reads the learned model at its reference CPU share, not at the worker's,
+        so its rate is not the summary's; both jobs are read the same way."""
+        status = get_job(custom, namespace, name)["status"]
+        rate = predicted_rate(status)
+        return status if rate is not None and rate > 2 * GENERIC_SAMPLES_PER_SECOND else None
+    clean, noisy = (wait_for(lambda name=name: settled(name), 60, f"a round's prediction for {name}")
+                    for name in truths)
+    rates = {name: s[SUMMARY_FIELD]["samplesPerSecond"] for name, s in (("clean", clean), ("noisy", noisy))}
+    print(f"\nlearned {rates}; predicted {predicted_rate(clean):.1f} and {predicted_rate(noisy):.1f} samples/s; "
+          f"planned workers {clean['allocation']['plannedWorkers']} and {noisy['allocation']['plannedWorkers']}")
+    assert abs(rates["noisy"] / rates["clean"] - 1) < 0.05
+    assert clean["allocation"]["plannedWorkers"] == noisy["allocation"]["plannedWorkers"]
+    assert abs(predicted_rate(noisy) / predicted_rate(clean) - 1) < 0.05  # type: ignore[operator]
