@@ -271,11 +271,8 @@ def scaled_profile(profile: ModelProfile, scale: float) -> ModelProfile:
     """`profile` with every samples/s times `scale`; its CPU x memory sensitivity unchanged."""
     if scale == 1.0:
         return profile
-    return ModelProfile(model=profile.model, samples_per_second={k: v * scale for k, v in
-                                                                 profile.samples_per_second.items()},
-                        default_batch_size=profile.default_batch_size, samples_per_epoch=profile.samples_per_epoch,
-                        sensitivity=profile.sensitivity, scale_with_gpus=profile.scale_with_gpus,
-                        source=f"{profile.source} (x{scale:g}: hidden truth)")
+    rates = {key: rate * scale for key, rate in profile.samples_per_second.items()}
+    return dataclasses.replace(profile, samples_per_second=rates, source=f"{profile.source} (x{scale:g}: hidden truth)")
 
 
 def true_profile(job: TrainingJob, truth: JobTruth | None, book: ProfileBook) -> ModelProfile:
