@@ -15,7 +15,7 @@ import argparse
 import json
 import time
 
-from bench_round_time import jobs_at_scale, time_pair  # bench/bench_round_time.py
+from bench_round_time import jobs_at_scale  # bench/bench_round_time.py
 from machine_info import describe  # bench/machine_info.py
 
 from stretto.core.registries import PluginSpec, builtin_policies
@@ -27,19 +27,20 @@ from stretto.sim.clusters import parse_cluster_spec
 PACKER = "proportional"
 
 
-def state_after_rounds(policy: str, count: int, rounds: int = 3) -> dict:
+def state_after_rounds(policy: str, count: int, rounds: int = 3) -> tuple[dict, float]:
+    """The last round's policy state, and the mean seconds per round (`run_round` alone)."""
     nodes = parse_cluster_spec(f"{max(count // 4, 1)}x8,cpus=24,memory=500Gi")
     jobs = jobs_at_scale(count)
-    time_pair(policy, PACKER, jobs, nodes, 1)  # warm the caches the round builds
     plugins = build_plugins(RoundConfig(policy=PluginSpec(name=policy), packer=PluginSpec(name=PACKER)))
     previous, state = {}, {}
     now = max(j.arrival_s for j in jobs)
+    started = time.perf_counter()
     for index in range(rounds):
         decision = run_round(ClusterSnapshot(now_s=now + 60.0 * index, round_index=index, round_seconds=60.0,
                                              jobs=tuple(jobs), nodes=nodes, previous=previous, policy_state=state,
                                              total_jobs_seen=len(jobs)), plugins)
         previous, state = dict(decision.allocations), decision.policy_state
-    return dict(state)
+    return dict(state), (time.perf_counter() - started) / rounds
 
 
 def main() -> int:
@@ -53,9 +54,7 @@ def main() -> int:
     worst = 0.0
     for policy in builtin_policies().names():
         for count in sizes:
-            started = time.perf_counter()
-            state = state_after_rounds(policy, count)
-            seconds = (time.perf_counter() - started) / 4
+            state, seconds = state_after_rounds(policy, count)
             content = encode(StoredRounds(scheduler="{}", next_round=3, state=state), leader="bench")
             size = stored_bytes(content)
             worst = max(worst, size / CONFIGMAP_LIMIT)
