@@ -28,7 +28,7 @@ from typing import Any
 
 from stretto.api.models import TrainingJob
 from stretto.api.quantity import parse_bytes
-from stretto.core.job_model import JobThroughputModel, ThroughputPrior, job_prior
+from stretto.core.job_model import JobThroughputModel, ThroughputPrior, job_prior, job_profile
 from stretto.core.profiles import ModelProfile, ProfileBook
 
 log = logging.getLogger(__name__)
@@ -116,19 +116,11 @@ def posterior_of(job: TrainingJob, body: Mapping[str, Any], book: ProfileBook) -
 
 
 def profile_of(job: TrainingJob, model: JobThroughputModel) -> ModelProfile:
-    """The posterior median as a profile, tabled at every batch size the job may use and the GPU counts it may hold."""
+    """The posterior median as a profile (`job_profile`: the same table the simulator builds), at the job's spec."""
     spec = job.spec
-    sizes = {b for b, _ in model.prior.curve.samples_per_second} | {r.batch_size for r in model.reports}
-    if spec.adaptation is not None:
-        sizes |= set(spec.adaptation.batch_sizes)
-    gpw = spec.gpus_per_worker
-    counts = {2**k for k in range(7)} | {g for _, g in model.prior.curve.samples_per_second}
-    counts |= {r.gpus for r in model.reports} | {spec.workers.min * gpw, spec.workers.max * gpw}
-    workers = 1
-    while workers <= spec.workers.max:  # between tabled counts a profile scales linearly from the one below
-        counts.add(workers * gpw)
-        workers *= 2
-    return model.as_profile(batch_sizes=sizes, gpu_counts=counts)
+    return job_profile(model, batch_sizes=spec.adaptation.batch_sizes if spec.adaptation is not None else (),
+                       gpus_per_worker=spec.gpus_per_worker, min_workers=spec.workers.min,
+                       max_workers=spec.workers.max)
 
 
 def status_fields(job: TrainingJob, model: JobThroughputModel, at: Measurement, book: ProfileBook) -> dict[str, Any]:

@@ -454,6 +454,33 @@ class JobThroughputModel:
             raise ValueError(f"malformed job model status: {what}") from None
 
 
+def job_profile(
+    model: JobThroughputModel,
+    *,
+    batch_sizes: Iterable[int] = (),
+    gpus_per_worker: int,
+    min_workers: int,
+    max_workers: int,
+) -> ModelProfile:
+    """The posterior median as the profile a round reads, tabled where this job can be.
+
+    Batch sizes: the prior's, the reported ones and `batch_sizes` (those the job may switch to).
+    GPU counts: powers of two to 64, the prior's and the reported ones, the job's minimum and maximum,
+    and its power-of-two worker counts, because between tabled counts a profile scales linearly from
+    the one below and an untabled count would be read off the wrong curve. The operator and the
+    simulator both build a job's learned profile here, so the two see the same table.
+    """
+    sizes = {b for b, _ in model.prior.curve.samples_per_second} | {r.batch_size for r in model.reports}
+    sizes |= set(batch_sizes)
+    counts = {2**k for k in range(7)} | {g for _, g in model.prior.curve.samples_per_second}
+    counts |= {r.gpus for r in model.reports} | {min_workers * gpus_per_worker, max_workers * gpus_per_worker}
+    workers = 1
+    while workers <= max_workers:
+        counts.add(workers * gpus_per_worker)
+        workers *= 2
+    return model.as_profile(batch_sizes=sizes, gpu_counts=counts)
+
+
 def _features(prior: ThroughputPrior, report: ThroughputReport) -> np.ndarray:
     cpu_sat, mem_sat = prior.cpu_saturation, prior.memory_saturation
     return np.array([
