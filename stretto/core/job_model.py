@@ -369,13 +369,31 @@ class JobThroughputModel:
             {2**k for k in range(7)} | {g for _, g in prior.curve.samples_per_second} | {r.gpus for r in self.reports}))
         if not sizes or not counts or min(sizes) < 1 or min(counts) < 1:
             raise ValueError("as_profile needs at least one batch size and one GPU count, all >= 1")
-        table = {(b, g): self.throughput(b, g) for b in sizes for g in counts}
+        keys = [(b, g) for b in sizes for g in counts]
+        rates = self._medians([(b, g, prior.reference_cpu_per_gpu, prior.reference_memory_gib_per_gpu)
+                               for b, g in keys])
+        table = dict(zip(keys, rates, strict=True))
         return ModelProfile(
             model=prior.curve.model, samples_per_second=table, default_batch_size=prior.reference_batch_size,
             samples_per_epoch=prior.curve.samples_per_epoch, sensitivity=self._sensitivity(),
             scale_with_gpus=prior.curve.scale_with_gpus,
             source=f"learned online from {self.observed} reports; prior: {prior.curve.source or prior.curve.model}",
         )
+
+    def _medians(self, allocations: Sequence[tuple[int, int, float, float]]) -> list[float]:
+        """`throughput` at many (batch size, GPUs, CPUs and GiB per GPU) at once: `as_profile` tables a
+        hundred or so, and one matrix product is what keeps a refit per report cheap (the simulator
+        refits each running job every round)."""
+        prior = self.prior
+        points = np.array(allocations, dtype=float).reshape(len(allocations), 4)
+        cpu_sat, mem_sat = prior.cpu_saturation, prior.memory_saturation
+        z = np.column_stack([
+            np.ones(len(points)), np.log(points[:, 1]), np.log(points[:, 0] / prior.reference_batch_size),
+            np.log(np.minimum(points[:, 2], cpu_sat) / min(prior.reference_cpu_per_gpu, cpu_sat)),
+            np.log(np.minimum(points[:, 3], mem_sat) / min(prior.reference_memory_gib_per_gpu, mem_sat)),
+        ])
+        curve = np.array([prior.curve.throughput(b, g, c, m) for b, g, c, m in allocations])
+        return [float(v) for v in np.exp(np.log(np.maximum(curve, 1e-6)) + z @ self._fit.coefficients)]
 
     def _sensitivity(self) -> ResourceSensitivity | None:
         prior = self.prior
@@ -391,8 +409,10 @@ class JobThroughputModel:
         memory = sorted({*DEFAULT_MEMORY_AXIS, prior.reference_memory_gib_per_gpu, prior.memory_saturation,
                          *(grid.memory_gib_per_gpu if grid else ())})
         b, g = prior.reference_batch_size, 1
-        base = self.throughput(b, g, prior.reference_cpu_per_gpu, prior.reference_memory_gib_per_gpu)
-        matrix = tuple(tuple(self.throughput(b, g, c, m) / base for m in memory) for c in cpus)
+        rates = self._medians([(b, g, prior.reference_cpu_per_gpu, prior.reference_memory_gib_per_gpu)]
+                              + [(b, g, c, m) for c in cpus for m in memory])
+        base, cells = rates[0], iter(rates[1:])
+        matrix = tuple(tuple(next(cells) / base for _ in memory) for _ in cpus)
         best = max(max(row) for row in matrix)
         ideal = min((c, m) for i, c in enumerate(cpus) for j, m in enumerate(memory)
                     if matrix[i][j] >= NEAR_BEST * best)
