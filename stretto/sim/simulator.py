@@ -15,6 +15,10 @@ relative speed beside its partner (`stretto.core.colocation`), the partner's bat
 start of the round. It stays at that speed for the whole round even if the partner finishes early
 (the GPU is not re-shared mid-round, as freed GPUs stay idle). It attains half a GPU-second per
 second, and a shared GPU counts once in utilisation (half for each job).
+
+What the core is told about a job is `SimulationConfig.job_model`: its true profile ("oracle", the
+default), or the throughput posterior the live operator would hold, learned from one noisy report
+per round it ran (`stretto.sim.learned_profiles`); the truth drives progress and metrics either way.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from stretto.core.colocation import CoLocationTable, JobKey
 from stretto.core.decisions import RoundDecision
 from stretto.core.epoch_schedules import Schedule, batch_size_at, samples_by_batch_size, seconds_for
 from stretto.core.fair_share import ScalingCurve, scaling_curve
-from stretto.core.profiles import ProfileBook
+from stretto.core.profiles import ModelProfile, ProfileBook
 from stretto.core.rounds import RoundPlugins, run_round
 from stretto.core.snapshots import (
     EMPTY_STATE,
@@ -44,6 +48,7 @@ from stretto.core.snapshots import (
     PolicyState,
 )
 from stretto.sim.batch_schedules import schedule_for
+from stretto.sim.learned_profiles import JobModelView, LearnedProfiles, ReportNoiseModel
 from stretto.sim.workloads import WorkloadError, WorkloadJob
 
 ARRIVAL, ROUND = 0, 1
@@ -72,6 +77,16 @@ class SimulationConfig(BaseModel):
         description="when a job takes its next batch size: at the epoch boundary, or as Shockwave's simulator "
         "does, after the next round it runs (GNS doubling at most once a round) with progress rounded up to an epoch",
     )
+    job_model: JobModelView = Field(
+        "oracle", description="what the core is told of each job: its true profile (oracle); the posterior learned "
+        "from its reports, from its family's prior (learned) or, the family name hidden, the generic prior "
+        "(learned-unknown)"
+    )
+    report_noise: float = Field(0.1, ge=0, le=1, description="learned: relative sd of each report's noise")
+    report_outlier_fraction: float = Field(
+        0.05, ge=0, le=1, description="learned: share of reports that are outliers (x0.3-x3, log-uniform)"
+    )
+    report_seed: int = Field(0, description="learned: seed of the reports' noise (each job its own stream)")
 
 
 @dataclass(slots=True)
@@ -212,6 +227,18 @@ class Simulator:
                 batch_sizes=spec.adaptation.batch_sizes,
             )
             self.jobs.append(JobProgress(spec, schedule, spec.epochs * per_epoch, float(per_epoch)))
+        self.learned: LearnedProfiles | None = None
+        if config.job_model != "oracle":
+            self.learned = LearnedProfiles(
+                profiles, hide_family=config.job_model == "learned-unknown",
+                noise=ReportNoiseModel(noise=config.report_noise, outlier_fraction=config.report_outlier_fraction,
+                                       seed=config.report_seed),
+            )
+            for p in self.jobs:
+                self.learned.add(p.spec.id, model=p.spec.model, batch_size=p.spec.batch_size,
+                                 samples_per_epoch=p.samples_per_epoch, batch_sizes=batch_size_options(p),
+                                 gpus_per_worker=p.spec.gpus_per_worker, min_workers=p.spec.workers.min,
+                                 max_workers=p.spec.workers.max)
 
     # -- one round ----------------------------------------------------------------------------
     def _snapshot(
@@ -227,7 +254,7 @@ class Simulator:
             JobState(
                 job_id=p.spec.id,
                 model=p.spec.model,
-                profile=self.profiles.get(p.spec.model),
+                profile=self.belief(p),
                 arrival_s=p.spec.arrival_s,
                 total_samples=p.total_samples,
                 samples_per_epoch=p.samples_per_epoch,
@@ -260,6 +287,25 @@ class Simulator:
             total_jobs_seen=seen,
             workers_can_move=self.config.workers_can_move,
         )
+
+    def belief(self, p: JobProgress) -> ModelProfile:
+        """The profile the core is told: the truth (oracle), else the job's learned posterior."""
+        return self.profiles.get(p.spec.model) if self.learned is None else self.learned.profile(p.spec.id)
+
+    def _report(self, p: JobProgress, allocation: JobAllocation, lost_s: float, shared: bool) -> None:
+        """After a round it trained in, the job reports its true rate, with noise, at the allocation it held.
+
+        The batch size is the last one it ran at (a report is the current rate). A round on a shared GPU
+        reports nothing: the rate beside a partner is not the isolated rate the model learns.
+        """
+        if self.learned is None or shared or lost_s >= self.config.round_seconds or not p.history:
+            return
+        batch = p.history[-1][1]
+        cpu, mem = allocation.cpu_per_gpu, allocation.memory_gib_per_gpu
+        true_rate = self.profiles.get(p.spec.model).throughput(batch, allocation.gpus, cpu, mem)
+        if true_rate > 0:
+            self.learned.observe(p.spec.id, gpus=allocation.gpus, batch_size=batch, cpu_per_gpu=cpu,
+                                 memory_gib_per_gpu=mem, true_samples_per_second=true_rate)
 
     def _relative_speed(self, p: JobProgress, batch: int, partner: JobKey | None) -> float:
         """The job's speed beside its GPU partner relative to alone (1 unshared; 1/2, time-sliced, if unmeasured)."""
@@ -375,6 +421,7 @@ class Simulator:
                     )
                     self._advance(by_id[job_id], allocation, now, lost, None if partner is None else keys[partner]
                     )
+                    self._report(by_id[job_id], allocation, lost, partner is not None)
                 previous = dict(decision.allocations)
                 policy_state = decision.policy_state
                 still = [p for p in active if p.finish_s is None]
