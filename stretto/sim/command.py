@@ -27,6 +27,7 @@ from stretto.sim.clusters import ClusterSpecError, parse_cluster_spec
 from stretto.sim.combined_workload import CombinedWorkloadArgs, generate_combined, load_combined_book
 from stretto.sim.elastic_workload import ElasticWorkloadArgs, generate_elastic
 from stretto.sim.generators import GENERATOR_PREFIXES, generate_from_spec
+from stretto.sim.learned_profiles import JOB_MODEL_VIEWS
 from stretto.sim.metrics import Summary, rhos, shockwave_rhos, summarise
 from stretto.sim.simulator import SimulationConfig, SimulationResult, Simulator
 from stretto.sim.workloads import WorkloadError, WorkloadJob, read_workload
@@ -100,7 +101,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="when a job takes its next batch size: at the epoch boundary, or after its next round as Shockwave's "
         "simulator does (default: round for Shockwave traces, else epoch)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed for generated workloads")
+    p.add_argument(
+        "--job-model",
+        choices=JOB_MODEL_VIEWS,
+        default="oracle",
+        help="what the core is told of each job: oracle, its true profile (default); learned, the throughput "
+        "posterior the live operator keeps, from the job's family prior and one noisy report per round it ran, at "
+        "the allocation it held; learned-unknown, the same with the model name hidden (the generic prior, as for a "
+        "model the profile book does not know). The truth drives progress either way",
+    )
+    p.add_argument("--report-noise", type=float, default=None, metavar="SD",
+                   help="learned: relative sd of each report's noise (default 0.1)")
+    p.add_argument("--report-outliers", type=float, default=None, metavar="FRACTION",
+                   help="learned: share of reports that are outliers, x0.3-x3 the true rate (default 0.05)")
+    p.add_argument("--seed", type=int, default=0, help="seed for generated workloads and for the reports' noise")
     p.add_argument("--out", type=Path, default=None, help="folder for results.json, per-job CSVs and plots")
     p.set_defaults(func=run)
 
@@ -129,7 +143,19 @@ def _conventions(workload: str, args: argparse.Namespace) -> SimulationConfig:
         finish_at_round_end=args.finish_at_round_end if args.finish_at_round_end is not None else synergy,
         workers_can_move=args.workers_can_move,
         batch_switch=args.batch_switch or ("round" if peer_trace else "epoch"),
+        **_job_model_options(args),
     )
+
+
+def _job_model_options(args: argparse.Namespace) -> dict[str, object]:
+    """The learned-model settings given; a namespace without them (a caller of `_conventions`) is the oracle."""
+    options: dict[str, object] = {"job_model": getattr(args, "job_model", "oracle"),
+                                  "report_seed": getattr(args, "seed", 0)}
+    if getattr(args, "report_noise", None) is not None:
+        options["report_noise"] = args.report_noise
+    if getattr(args, "report_outliers", None) is not None:
+        options["report_outlier_fraction"] = args.report_outliers
+    return options
 
 
 def load_workload(spec: str, profiles_path: Path | None, seed: int) -> tuple[list[WorkloadJob], ProfileBook]:
@@ -251,6 +277,8 @@ def run(args: argparse.Namespace) -> int:
     rows = [(p, k, summarise(r)) for (p, k), r in results.items()]
     oracle = any(p.predictor.oracle for p in plugins.values())
     predictor_label = f"{args.predictor} (oracle)" if oracle else args.predictor
+    if config.job_model != "oracle":
+        predictor_label += f"; job model {config.job_model}"
     console.print(summary_tables(rows, predictor_label, oracle=oracle))
     if args.out is not None:
         out: Path = args.out
@@ -268,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
                     "restore_overhead_s": config.restore_overhead_s,
                     "workers_can_move": config.workers_can_move,
                     "batch_switch": config.batch_switch,
+                    "job_model": config.job_model,
                     "jobs": len(workload),
                     "gpus": sum(n.gpus for n in nodes),
                 }
