@@ -6,7 +6,9 @@ instant, ties by workload order, so a run is a deterministic function of its inp
 allocated job through its epochs at the job model's throughput for the CPU and memory it got,
 switching batch size at epoch boundaries. A job that did not run the previous round first pays
 `restore_overhead_s` (checkpoint restore; Shockwave charges 20 s); one whose GPU count changed pays
-`resize_overhead_s` (an elastic restart; 0 by default, as in the peers). GPUs freed by a job that
+`resize_overhead_s` (an elastic restart; 0 by default, as in the peers); with `move_costs_restore`, one
+that kept its GPU count on other nodes or GPUs pays `restore_overhead_s` (Pollux restarts a job on every
+allocation change). GPUs freed by a job that
 finishes mid-round stay idle until the next round, as in both peers' simulators.
 
 A job on a shared GPU (`WorkerPlacement.shared_with`, from a packer with `share_gpus`) runs at its
@@ -62,6 +64,10 @@ class SimulationConfig(BaseModel):
     resize_overhead_s: float = Field(
         0.0, ge=0, description="seconds lost by a job whose GPU count changed since last round (an elastic restart: "
         "torchrun restarts every worker from its checkpoint when the membership changes)"
+    )
+    move_costs_restore: bool = Field(
+        False, description="a job moved to other nodes or GPUs with the same GPU count pays restore_overhead_s "
+        "(Pollux's simulator: every allocation change is a restart); off, a move is free as in Synergy and Shockwave"
     )
     finish_at_round_end: bool = Field(False, description="record completions at the end of the round (Synergy)")
     max_simulated_s: float = Field(1e8, gt=0, description="stop (with an error) past this virtual time")
@@ -165,6 +171,14 @@ def _work_by_batch_size(progress: JobProgress) -> dict[int, float]:
         end_sample=progress.total_samples,
         default_batch_size=progress.spec.batch_size,
     )
+
+
+def _moved(before: JobAllocation, after: JobAllocation) -> bool:
+    """Whether a job's workers sit on other nodes or GPUs than last round (worker order aside)."""
+    def where(a: JobAllocation) -> list[tuple[str, tuple[int, ...]]]:
+        return sorted((w.node, tuple(sorted(w.gpu_indices))) for w in a.workers)
+
+    return where(before) != where(after)
 
 
 def isolated_seconds(progress: JobProgress, profiles: ProfileBook) -> float:
@@ -415,9 +429,11 @@ class Simulator:
                 for job_id, allocation in decision.allocations.items():
                     partner = next((w.shared_with for w in allocation.workers if w.shared_with is not None), None)
                     before = previous.get(job_id)
+                    moved = self.config.move_costs_restore and before is not None and _moved(before, allocation)
                     lost = (
                         self.config.restore_overhead_s if before is None
-                        else self.config.resize_overhead_s if before.gpus != allocation.gpus else 0.0
+                        else self.config.resize_overhead_s if before.gpus != allocation.gpus
+                        else self.config.restore_overhead_s if moved else 0.0
                     )
                     self._advance(by_id[job_id], allocation, now, lost, None if partner is None else keys[partner]
                     )
