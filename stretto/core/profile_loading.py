@@ -8,8 +8,9 @@ numbers come from) and optionally `sensitivity`: either an explicit grid
 ideal_memory_gib_per_gpu, ideal_speedup}) or `optimistic` inputs for
 `optimistic_sensitivity` (measured CPU points plus dataset size and bandwidths).
 
-Peer formats, for comparisons: Synergy's `model_profiles.json` and Shockwave's
-`tacc_throughputs.json` (+ `datasets.json` beside it).
+Peer formats, for comparisons: Synergy's `model_profiles.json`, Shockwave's
+`tacc_throughputs.json` (+ `datasets.json` beside it) and Pollux's traces folder
+(`stretto.core.pollux_traces`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from stretto.core.optimistic_profiling import optimistic_sensitivity
+from stretto.core.pollux_traces import is_traces_folder, load_pollux_profiles
 from stretto.core.profiles import ModelProfile, ProfileBook, ResourceSensitivity
 
 OWN_FORMAT = "stretto.profiles/v1"
@@ -35,7 +37,8 @@ def load_builtin_profiles() -> ProfileBook:
 
 
 def load_profile_book(path: Path | None) -> ProfileBook:
-    """The built-ins for None; else Stretto's format, a Synergy or a Shockwave profile (file or folder)."""
+    """The built-ins for None; else Stretto's format, a Synergy or a Shockwave profile (file or folder), or
+    Pollux's traces folder."""
     if path is None:
         return load_builtin_profiles()
     path = Path(path)
@@ -43,7 +46,11 @@ def load_profile_book(path: Path | None) -> ProfileBook:
         for name in ("tacc_throughputs.json", "model_profiles.json"):
             if (path / name).exists():
                 return load_profile_book(path / name)
-        raise ValueError(f"{path}: no tacc_throughputs.json or model_profiles.json in this folder")
+        if is_traces_folder(path):
+            return load_pollux_profiles(path)
+        raise ValueError(
+            f"{path}: no tacc_throughputs.json or model_profiles.json in this folder, nor Pollux application folders"
+        )
     data = json.loads(path.read_text())
     if isinstance(data, dict) and data.get("format") == OWN_FORMAT:
         return _own_format(data, str(path))
