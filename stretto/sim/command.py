@@ -3,7 +3,9 @@
 Writes results.json, one CSV of per-job outcomes per combination, and PNG plots to --out.
 Peer formats bring their simulators' conventions unless overridden: Synergy's CSV rounds of
 300 s with completions counted at the round end; Shockwave's traces rounds of 120 s and a 20 s
-restore overhead; and the peer's profiles are read from the file's folder.
+restore overhead; Pollux's workload CSVs rounds of 60 s, 30 s to restore, resize or move (every
+allocation change restarts a job there); and the peer's profiles are read from the file's folder
+(Pollux's: the traces folder beside workloads/).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from stretto.sim.elastic_workload import ElasticWorkloadArgs, generate_elastic
 from stretto.sim.generators import GENERATOR_PREFIXES, generate_from_spec
 from stretto.sim.learned_profiles import JOB_MODEL_VIEWS
 from stretto.sim.metrics import Summary, rhos, shockwave_rhos, summarise
+from stretto.sim.pollux_traces import default_traces, is_pollux_workload
 from stretto.sim.simulator import SimulationConfig, SimulationResult, Simulator
 from stretto.sim.workloads import WorkloadError, WorkloadJob, read_workload
 
@@ -38,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument(
         "--workload",
         required=True,
-        help="JSON-lines workload, Synergy .csv, Shockwave .trace/.jobs.jsonl, or a generator: "
+        help="JSON-lines workload, Synergy or Pollux .csv, Shockwave .trace/.jobs.jsonl, or a generator: "
         "synergy:jobs=100,jobs_per_hour=9 | shockwave:jobs=120,mean_interarrival_s=40 | "
         "combined:jobs=120 (Shockwave-style jobs with Synergy's CPU/memory sensitivity; --profiles: peers folder) | "
         "elastic:jobs=40 (elastic ranges, 1-8 GPUs per worker, GNS/Accordion, tenants; on the combined profiles)",
@@ -67,19 +70,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--round-seconds",
         type=float,
         default=None,
-        help="round length (default 300; 120 for Shockwave traces)",
+        help="round length (default 300; 120 for Shockwave traces, 60 for Pollux workloads)",
     )
     p.add_argument(
         "--restore-overhead",
         type=float,
         default=None,
-        help="seconds a job loses when it restarts (default 0; 20 for Shockwave traces)",
+        help="seconds a job loses when it restarts (default 0; 20 for Shockwave traces, 30 for Pollux workloads, "
+        "where a move costs it too)",
     )
     p.add_argument(
         "--resize-overhead",
         type=float,
         default=None,
-        help="seconds a job loses when its GPU count changes (an elastic restart; default 20 for elastic:, else 0)",
+        help="seconds a job loses when its GPU count changes (an elastic restart; default 20 for elastic:, 30 for "
+        "Pollux workloads, else 0)",
+    )
+    p.add_argument(
+        "--move-costs-restore",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a job moved to other nodes or GPUs pays the restore overhead (default: only for Pollux workloads)",
     )
     p.add_argument(
         "--finish-at-round-end",
@@ -121,6 +132,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def _default_profiles(workload: str) -> Path | None:
     path = Path(workload)
+    if is_pollux_workload(path):
+        return default_traces(path)
     if path.name.endswith(".csv") and (path.parent / "model_profiles.json").exists():
         return path.parent / "model_profiles.json"
     if path.name.endswith((".trace", ".jobs.jsonl")):
@@ -134,12 +147,16 @@ def _conventions(workload: str, args: argparse.Namespace) -> SimulationConfig:
     name = Path(workload).name
     shockwave = name.endswith((".trace", ".jobs.jsonl")) or workload.startswith(("shockwave:", "combined:", "elastic:"))
     elastic = workload.startswith("elastic:")
-    synergy = name.endswith(".csv")
+    pollux = is_pollux_workload(Path(workload))
+    synergy = name.endswith(".csv") and not pollux
     peer_trace = name.endswith((".trace", ".jobs.jsonl"))  # the peer's own traces: the peer's mechanics
+    round_s, restore_s, resize_s = (60.0, 30.0, 30.0) if pollux else (
+        120.0 if shockwave else 300.0, 20.0 if shockwave else 0.0, 20.0 if elastic else 0.0)
     return SimulationConfig(
-        round_seconds=args.round_seconds if args.round_seconds is not None else (120.0 if shockwave else 300.0),
-        restore_overhead_s=args.restore_overhead if args.restore_overhead is not None else (20.0 if shockwave else 0.0),
-        resize_overhead_s=args.resize_overhead if args.resize_overhead is not None else (20.0 if elastic else 0.0),
+        round_seconds=args.round_seconds if args.round_seconds is not None else round_s,
+        restore_overhead_s=args.restore_overhead if args.restore_overhead is not None else restore_s,
+        resize_overhead_s=args.resize_overhead if args.resize_overhead is not None else resize_s,
+        move_costs_restore=pollux if getattr(args, "move_costs_restore", None) is None else args.move_costs_restore,
         finish_at_round_end=args.finish_at_round_end if args.finish_at_round_end is not None else synergy,
         workers_can_move=args.workers_can_move,
         batch_switch=args.batch_switch or ("round" if peer_trace else "epoch"),

@@ -111,14 +111,17 @@ def write_jsonl(jobs: list[WorkloadJob], path: Path) -> None:
 
 
 def read_workload(path: Path, profiles: ProfileBook) -> list[WorkloadJob]:
-    """By name: `.csv` Synergy, `.trace` Shockwave/Gavel, `.jobs.jsonl` Shockwave, other `.jsonl` ours."""
-    from stretto.sim import peer_traces
+    """By name: `.csv` Pollux (by its header) or Synergy, `.trace` Shockwave/Gavel, `.jobs.jsonl` Shockwave,
+    other `.jsonl` ours."""
+    from stretto.sim import peer_traces, pollux_traces
 
     path = Path(path)
     if not path.exists():
         raise WorkloadError(f"{path}: no such file")
     name = path.name
-    if name.endswith(".csv"):
+    if pollux_traces.is_pollux_workload(path):
+        jobs = pollux_traces.read_pollux_csv(path, profiles)
+    elif name.endswith(".csv"):
         jobs = peer_traces.read_synergy_csv(path, profiles)
     elif name.endswith(".trace"):
         jobs = peer_traces.read_shockwave_trace(path, profiles)
