@@ -5,11 +5,17 @@ attained service has crossed; queues are served in order, FIFO (by arrival) insi
 preempting at round boundaries. A job that has waited longer than `starvation_factor` × its
 executed time is promoted back to the top queue. No thresholds gives Synergy's continuous 2D-LAS
 (order by attained service); a single queue with no promotion is FIFO.
+
+With `admit_by_gpu_count`, the policy requests only the jobs that fit the cluster's GPUs in that
+order (each whole, skipping any that does not fit), as Tiresias does (and Pollux's simulator of
+it). Where running workers cannot move, a packer keeps every requested job's workers first, so
+only this lets a job of a higher queue preempt a running one there.
 """
 
 from __future__ import annotations
 
 import bisect
+from types import MappingProxyType
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -29,6 +35,9 @@ class LasArgs(BaseModel):
     )
     starvation_factor: float = Field(
         0.0, ge=0.0, description="promote a job that waited more than this × its executed time; 0 = never"
+    )
+    admit_by_gpu_count: bool = Field(
+        False, description="request only the jobs that fit the cluster's GPUs in queue order (Tiresias' admission)"
     )
 
     @field_validator("queue_thresholds_gpu_s")
@@ -66,7 +75,18 @@ class LasPolicy:
                 return (j.attained_gpu_seconds, j.arrival_s)
 
         ordered = sorted(snapshot.jobs, key=lambda j: (*key(j), j.job_id))
-        return Shares(request_in_order(ordered), policy_state=snapshot.policy_state)
+        waiting: dict[str, str] = {}
+        if self.args.admit_by_gpu_count:
+            free = sum(n.gpus for n in snapshot.nodes)
+            admitted = []
+            for job in ordered:
+                if job.max_gpus <= free:
+                    admitted.append(job)
+                    free -= job.max_gpus
+                else:
+                    waiting[job.job_id] = f"needs {job.max_gpus} GPUs; {free} left after jobs of higher priority"
+            ordered = admitted
+        return Shares(request_in_order(ordered), waiting=MappingProxyType(waiting), policy_state=snapshot.policy_state)
 
 
 def build(args: LasArgs) -> LasPolicy:
