@@ -65,6 +65,9 @@ class ModelProfile:
     (or above); a batch size missing from the table reads the nearest measured one.
     `scale_with_gpus=False` keeps the rate of the nearest entry as is (Synergy's simulator: a job's
     iteration time does not depend on its GPU count).
+    `placement_rates[(batch_size, placement)]`, optional, is samples per second on a measured
+    placement: GPUs on each node, in the smallest rotation of the job's worker order (Pollux's traces
+    measure placements so, as a ring); `throughput_on` reads it and falls back to `throughput`.
     """
 
     model: str
@@ -74,6 +77,7 @@ class ModelProfile:
     sensitivity: ResourceSensitivity | None = None
     scale_with_gpus: bool = True
     source: str = ""
+    placement_rates: Mapping[tuple[int, tuple[int, ...]], float] = field(default_factory=dict)
     _batch_sizes: tuple[int, ...] = field(init=False, repr=False)
     _rates: dict[tuple[int, int], float] = field(init=False, repr=False)  # base_throughput, memoised per profile
 
@@ -120,6 +124,28 @@ class ModelProfile:
         if self.sensitivity is None or cpu_per_gpu is None or memory_gib_per_gpu is None:
             return rate
         return rate * self.sensitivity.factor(cpu_per_gpu, memory_gib_per_gpu)
+
+    def throughput_on(
+        self,
+        batch_size: int,
+        gpus_by_node: tuple[int, ...],
+        cpu_per_gpu: float | None = None,
+        memory_gib_per_gpu: float | None = None,
+    ) -> float:
+        """Samples per second on a placement (GPUs per node in worker order): measured, else `throughput`."""
+        measured = self.placement_rates.get((batch_size, canonical_placement(gpus_by_node))) if self.placement_rates \
+            else None
+        if measured is None:
+            return self.throughput(batch_size, sum(gpus_by_node), cpu_per_gpu, memory_gib_per_gpu)
+        if self.sensitivity is None or cpu_per_gpu is None or memory_gib_per_gpu is None:
+            return measured
+        return measured * self.sensitivity.factor(cpu_per_gpu, memory_gib_per_gpu)
+
+
+def canonical_placement(gpus_by_node: tuple[int, ...]) -> tuple[int, ...]:
+    """GPUs per node without empty nodes, rotated to its smallest form ((4, 2) and (2, 4) are one ring)."""
+    parts = tuple(g for g in gpus_by_node if g)
+    return min((parts[i:] + parts[:i] for i in range(len(parts))), default=())
 
 
 @dataclass(frozen=True, slots=True, eq=False)

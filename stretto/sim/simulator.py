@@ -3,7 +3,8 @@
 Events sit in a heap ordered (time, kind, sequence): arrivals before the round at the same
 instant, ties by workload order, so a run is a deterministic function of its inputs. Every
 `round_seconds` the simulator builds a `ClusterSnapshot`, calls `run_round`, and advances each
-allocated job through its epochs at the job model's throughput for the CPU and memory it got,
+allocated job through its epochs at the job model's throughput for the CPU and memory it got (on its
+placement, where the profile measures placements: `ModelProfile.throughput_on`),
 switching batch size at epoch boundaries. A job that did not run the previous round first pays
 `restore_overhead_s` (checkpoint restore; Shockwave charges 20 s); one whose GPU count changed pays
 `resize_overhead_s` (an elastic restart; 0 by default, as in the peers); with `move_costs_restore`, one
@@ -171,6 +172,19 @@ def _work_by_batch_size(progress: JobProgress) -> dict[int, float]:
         end_sample=progress.total_samples,
         default_batch_size=progress.spec.batch_size,
     )
+
+
+def _gpus_by_node(allocation: JobAllocation) -> tuple[int, ...]:
+    """GPUs on each node in worker order, consecutive workers on one node together (the placement's shape)."""
+    counts: list[int] = []
+    last: str | None = None
+    for w in allocation.workers:
+        if w.node == last:
+            counts[-1] += len(w.gpu_indices)
+        else:
+            counts.append(len(w.gpu_indices))
+            last = w.node
+    return tuple(counts)
 
 
 def _moved(before: JobAllocation, after: JobAllocation) -> bool:
@@ -341,19 +355,19 @@ class Simulator:
         """Run one job for one round on its allocation (beside `partner`, (model, batch size), if shared)."""
         length = self.config.round_seconds
         profile = self.profiles.get(p.spec.model)
-        cpu, mem, gpus = allocation.cpu_per_gpu, allocation.memory_gib_per_gpu, allocation.gpus
+        cpu, mem, by_node = allocation.cpu_per_gpu, allocation.memory_gib_per_gpu, _gpus_by_node(allocation)
         t = min(lost_s, length)
         epoch_switch = self.config.batch_switch == "epoch"
         if not epoch_switch:
             batch = p.batch_size()
-            rate = profile.throughput(batch, gpus, cpu, mem) * self._relative_speed(p, batch, partner)
+            rate = profile.throughput_on(batch, by_node, cpu, mem) * self._relative_speed(p, batch, partner)
             t = self._run_at_granted_batch_size(p, length, t, rate)
         while epoch_switch and t < length and p.total_samples - p.samples_done > DONE_TOLERANCE * p.total_samples:
             epoch = p.epoch()
             batch = batch_size_at(p.schedule, epoch, p.spec.batch_size)
             if not p.history or p.history[-1][1] != batch:
                 p.history.append((epoch, batch))
-            rate = profile.throughput(batch, gpus, cpu, mem) * self._relative_speed(p, batch, partner)
+            rate = profile.throughput_on(batch, by_node, cpu, mem) * self._relative_speed(p, batch, partner)
             if rate <= 0:
                 break
             epoch_end = min((epoch + 1) * p.samples_per_epoch, p.total_samples)
