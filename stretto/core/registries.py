@@ -83,9 +83,9 @@ def builtin_policies() -> Registry[Policy]:
 
 
 def builtin_packers() -> Registry[Packer]:
-    from stretto.core.packers import proportional, synergy_greedy, synergy_opt, synergy_tune
+    from stretto.core.packers import most_free, proportional, synergy_greedy, synergy_opt, synergy_tune
 
     registry: Registry[Packer] = Registry("packer")
-    for module in (proportional, synergy_greedy, synergy_tune, synergy_opt):
+    for module in (proportional, synergy_greedy, synergy_tune, synergy_opt, most_free):
         registry.register(module.NAME, module.ARGS, module.build)
     return registry
