@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from stretto.core.profiles import ModelProfile, ProfileBook
+from stretto.core.profiles import ModelProfile, ProfileBook, canonical_placement
 from stretto.core.statistical_efficiency import progress_gain
 
 PLACEMENTS_COLUMNS = ("placement", "local_bsz", "step_time", "sync_time")
@@ -192,15 +192,24 @@ class PolluxApplication:
         return self.seconds_to_finish(config) * rate, rate
 
     def profile(self, source: str) -> ModelProfile:
-        """samples/s for every validated batch × tabulated GPU count that Pollux's traces can run."""
-        rates = {}
+        """samples/s for every validated batch × tabulated GPU count that Pollux's traces can run (consolidated),
+        and on every measured placement (`placement_rates`: a spread job runs as slowly as Pollux's does)."""
+        rates: dict[tuple[int, int], float] = {}
+        on_placement: dict[tuple[int, tuple[int, ...]], float] = {}
         for batch in sorted(self.validation):
             for gpus in PROFILE_GPU_COUNTS:
                 config = self.rigid_config(batch, gpus)
                 if config is not None:
                     rates[(batch, gpus)] = config.batch_size / config.step_s
+            for placement_id, rows in self.placements.items():
+                placement = tuple(int(d) for d in placement_id)
+                config = self.rigid_config(batch, sum(placement))
+                times = None if config is None else rows.at(config.atomic_bsz)
+                if config is not None and times is not None:
+                    step_s = times[0] + (times[0] - times[1]) * config.accum_steps
+                    on_placement[(batch, canonical_placement(placement))] = config.batch_size / step_s
         return ModelProfile(model=self.name, samples_per_second=rates, default_batch_size=self.init_batch_size,
-                            source=source)
+                            source=source, placement_rates=on_placement)
 
 
 def consolidated(gpus: int) -> tuple[int, ...]:
