@@ -303,10 +303,15 @@ def read_application(folder: Path, max_local_bsz: int | None = None) -> PolluxAp
     )
 
 
+def _has_trace_files(folder: Path) -> bool:
+    return (folder / "placements.csv").exists() or (folder / "scalability.csv").exists() or any(
+        folder.glob("validation-*.csv"))
+
+
 def is_traces_folder(path: Path) -> bool:
-    """A folder of application folders, each with a placements.csv (Pollux's simulator/traces)."""
+    """A folder of application folders with Pollux's trace files (its simulator/traces)."""
     path = Path(path)
-    return path.is_dir() and any((child / "placements.csv").is_file() for child in path.iterdir() if child.is_dir())
+    return path.is_dir() and any(_has_trace_files(child) for child in path.iterdir() if child.is_dir())
 
 
 def read_applications(
@@ -316,9 +321,7 @@ def read_applications(
     folder = Path(folder)
     apps: dict[str, PolluxApplication] = {}
     for child in sorted(p for p in folder.iterdir() if p.is_dir()):
-        has_any = any((child / n).exists() for n in ("placements.csv", "scalability.csv")) or any(
-            child.glob("validation-*.csv"))
-        if has_any:
+        if _has_trace_files(child):
             apps[child.name] = read_application(child, max_local_bsz.get(child.name))
     if not apps:
         raise PolluxTraceError(f"{folder}: no application folders with placements.csv")

@@ -25,7 +25,9 @@ def test_expected_builtins_are_registered() -> None:
     assert set(builtin_policies().names()) >= {
         "fifo", "srtf", "las", "drf", "themis", "gavel", "allox", "shockwave", "stretto"
     }
-    assert set(builtin_packers().names()) == {"proportional", "synergy-greedy", "synergy-tune", "synergy-opt", "most-free"}
+    assert set(builtin_packers().names()) == {
+        "proportional", "synergy-greedy", "synergy-tune", "synergy-opt", "most-free"
+    }
 
 
 def test_unknown_name_lists_known_names() -> None:
