@@ -321,7 +321,8 @@ class Simulator:
         return self.profiles.get(p.spec.model) if self.learned is None else self.learned.profile(p.spec.id)
 
     def _report(self, p: JobProgress, allocation: JobAllocation, lost_s: float, shared: bool) -> None:
-        """After a round it trained in, the job reports its true rate, with noise, at the allocation it held.
+        """After a round it trained in, the job reports its true rate, with noise, at the allocation it held
+        (on its placement, as it ran: `_advance`).
 
         The batch size is the last one it ran at (a report is the current rate). A round on a shared GPU
         reports nothing: the rate beside a partner is not the isolated rate the model learns.
@@ -330,7 +331,7 @@ class Simulator:
             return
         batch = p.history[-1][1]
         cpu, mem = allocation.cpu_per_gpu, allocation.memory_gib_per_gpu
-        true_rate = self.profiles.get(p.spec.model).throughput(batch, allocation.gpus, cpu, mem)
+        true_rate = self.profiles.get(p.spec.model).throughput_on(batch, _gpus_by_node(allocation), cpu, mem)
         if true_rate > 0:
             self.learned.observe(p.spec.id, gpus=allocation.gpus, batch_size=batch, cpu_per_gpu=cpu,
                                  memory_gib_per_gpu=mem, true_samples_per_second=true_rate)
