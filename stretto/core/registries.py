@@ -74,10 +74,22 @@ def builtin_predictors() -> Registry[Predictor]:
 
 
 def builtin_policies() -> Registry[Policy]:
-    from stretto.core.policies import allox, drf, elastic, fifo, gavel, las, shockwave, srtf, stretto, themis
+    from stretto.core.policies import (
+        allox,
+        drf,
+        elastic,
+        fifo,
+        gavel,
+        las,
+        optimus,
+        shockwave,
+        srtf,
+        stretto,
+        themis,
+    )
 
     registry: Registry[Policy] = Registry("policy")
-    for module in (fifo, srtf, las, drf, themis, gavel, allox, shockwave, elastic, stretto):
+    for module in (fifo, srtf, las, drf, themis, gavel, allox, shockwave, elastic, stretto, optimus):
         registry.register(module.NAME, module.ARGS, module.build)
     return registry
 
