@@ -5,11 +5,14 @@ fit on the node with the most free GPUs (lowest index on ties), then the next su
 on. A job that fits on one node may still be spread when no node has room for it whole, and where
 throughput depends on the placement (`ModelProfile.placement_rates`) the spread job runs slower.
 Run with `workers_can_move=False` for Pollux's mechanics: a running job then keeps its workers
-where they are and only new or resumed jobs are placed.
+where they are and only new or resumed jobs are placed; a job whose GPU count changes is placed
+anew, as Pollux's simulator does (it does not grow or shrink a job where it is).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+from types import MappingProxyType
 from typing import ClassVar
 
 import numpy as np
@@ -73,6 +76,10 @@ class MostFreePacker:
         self.args = args
 
     def pack(self, snapshot: ClusterSnapshot, shares: Shares) -> Placement:
+        requested = {r.job_id: r.gpus for r in shares.requests}
+        unchanged = {k: a for k, a in snapshot.previous.items() if requested.get(k) == a.gpus}
+        if len(unchanged) != len(snapshot.previous):
+            snapshot = replace(snapshot, previous=MappingProxyType(unchanged))
         return place_in_order(snapshot, shares, place_most_free)[1]
 
 
