@@ -131,6 +131,20 @@ class PolluxApplication:
             rows = self.shapes.get((min(len(parts), 16), sum(parts)))
         return None if rows is None else rows.at(local_bsz)
 
+    def _between_measured_counts(self, gpus: int, local_bsz: float) -> tuple[float, float] | None:
+        """(step, sync) for an unmeasured consolidated count: linear in the GPU count between the nearest
+        measured ones, at the same local batch. Pollux triangulates (nodes, replicas, local batch) instead,
+        so this is close to its figure, not equal; only elastic jobs (Optimus) run at such counts."""
+        below = next((g for g in range(gpus - 1, 0, -1) if self.step_times(consolidated(g), local_bsz)), None)
+        above = next((g for g in range(gpus + 1, 16 * GPUS_PER_NODE + 1)
+                      if self.step_times(consolidated(g), local_bsz)), None)
+        if below is None or above is None:
+            return None
+        lo, hi = self.step_times(consolidated(below), local_bsz), self.step_times(consolidated(above), local_bsz)
+        assert lo is not None and hi is not None
+        w = (gpus - below) / (above - below)
+        return lo[0] + w * (hi[0] - lo[0]), lo[1] + w * (hi[1] - lo[1])
+
     def rigid_config(self, batch_size: int, gpus: int) -> RigidConfig | None:
         """Pollux's run of a fixed target batch on `gpus` consolidated replicas; None where it cannot run."""
         local = math.ceil(batch_size / gpus - 1e-8)
@@ -142,6 +156,8 @@ class PolluxApplication:
         atomic = math.ceil(local / (accum + 1) - 1e-8)
         atomic = min(atomic, int(self.max_batch_size / (gpus * (accum + 1))))
         times = self.step_times(consolidated(gpus), atomic)
+        if times is None:
+            times = self._between_measured_counts(gpus, atomic)
         if times is None or atomic <= 0:
             return None
         step, sync = times

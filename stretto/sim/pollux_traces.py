@@ -23,6 +23,8 @@ from stretto.sim.workloads import WorkloadError, WorkloadJob
 
 POLLUX_COLUMNS = ("name", "time", "application", "num_replicas", "batch_size")
 POLLUX_HEADER = ",".join(POLLUX_COLUMNS)
+# Pollux's simulator pins ncf to one GPU for its elastic policies (Optimus, Pollux).
+PINNED_TO_ONE_GPU = frozenset({"ncf"})
 
 
 def is_pollux_workload(path: Path) -> bool:
@@ -52,7 +54,8 @@ def _applications(path: Path, profiles: ProfileBook) -> dict[str, PolluxApplicat
         raise WorkloadError(str(err)) from None
 
 
-def read_pollux_csv(path: Path, profiles: ProfileBook) -> list[WorkloadJob]:
+def read_pollux_csv(path: Path, profiles: ProfileBook, *, elastic: bool = False) -> list[WorkloadJob]:
+    """Rigid TunedJobs; `elastic`: 1 to batch / smallest local batch workers, as Pollux runs Optimus (work as rigid)."""
     path = Path(path)
     apps = _applications(path, profiles)
     jobs: list[WorkloadJob] = []
@@ -93,6 +96,7 @@ def read_pollux_csv(path: Path, profiles: ProfileBook) -> list[WorkloadJob]:
             except ValueError as err:
                 raise WorkloadError(f"{path}:{number}: field 'batch_size': {err}") from None
             per_epoch = max(1, round(samples / app.epochs))
+            max_workers = 1 if application in PINNED_TO_ONE_GPU else max(1, int(batch_size // app.min_local_bsz))
             jobs.append(
                 _build(path, number, {
                     "id": name,
@@ -101,7 +105,7 @@ def read_pollux_csv(path: Path, profiles: ProfileBook) -> list[WorkloadJob]:
                     "batch_size": batch_size,
                     "epochs": samples / per_epoch,
                     "samples_per_epoch": per_epoch,
-                    "workers": {"min": gpus, "max": gpus},
+                    "workers": {"min": 1, "max": max_workers} if elastic else {"min": gpus, "max": gpus},
                 })
             )
     if not jobs:
