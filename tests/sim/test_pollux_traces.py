@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from stretto.core.builders import make_job, make_nodes, make_snapshot
+from stretto.core.decisions import ShareRequest, Shares
 from stretto.core.packers.most_free import most_free_plan
 from stretto.core.packers.node_ledger import NodeLedger
 from stretto.core.profile_loading import load_profile_book
-from stretto.core.profiles import canonical_placement
-from stretto.core.registries import PluginSpec, builtin_policies, builtin_predictors
+from stretto.core.profiles import ModelProfile, canonical_placement
+from stretto.core.registries import PluginSpec, builtin_packers, builtin_policies, builtin_predictors
 from stretto.core.rounds import RoundConfig, build_plugins
 from stretto.core.snapshots import JobAllocation, WorkerPlacement
 from stretto.core.statistical_efficiency import gradient_noise_scale, progress_gain, statistical_efficiency
@@ -231,3 +232,46 @@ def test_workload_2_reproduces_pollux_tiresias(peers) -> None:
     assert np.mean(list(ours.values())) == pytest.approx(np.mean(list(published.values())), rel=0.02)
     assert np.percentile(list(ours.values()), 99) == pytest.approx(np.percentile(list(published.values()), 99),
                                                                    rel=0.02)
+
+
+def test_most_free_places_a_resized_job_anew() -> None:
+    # n0 holds a (1 GPU) and b (2 GPUs); a grows to 3: Pollux re-places it whole on the emptiest node, n1
+    nodes = make_nodes(2, gpus=4)
+    on_n0 = [WorkerPlacement("n0", (g,), 3.0, 50.0) for g in range(3)]
+    previous = {"a": JobAllocation("a", (on_n0[0],)), "b": JobAllocation("b", tuple(on_n0[1:]))}
+    snapshot = make_snapshot([make_job("a", gpus=4, min_workers=1), make_job("b", gpus=2)], nodes=nodes,
+                             previous=previous, workers_can_move=False)
+    shares = Shares((ShareRequest("b", 2), ShareRequest("a", 3)))
+    packer = builtin_packers().build(PluginSpec(name="most-free"))
+    placed = {a.job_id: a for a in packer.pack(snapshot, shares).allocations}
+    assert placed["a"].nodes == ("n1",) and placed["a"].gpus == 3
+    assert not _moved(previous["b"], placed["b"])  # b kept its GPUs
+
+
+def test_optimus_greedy_marginal_gain_by_hand() -> None:
+    # step time at batch 10: 1 GPU 1.0 s, 2: 10/16 = 0.625 s, 3: 10/18 = 0.556 s, 4: 10/19 = 0.526 s
+    profile = ModelProfile("toy", {(10, 1): 10.0, (10, 2): 16.0, (10, 3): 18.0, (10, 4): 19.0}, default_batch_size=10)
+    jobs = [
+        # after the current epoch: a 900 samples = 90 steps, b 40 steps, c in its last epoch 1 step
+        make_job("a", gpus=4, min_workers=1, samples=1000, samples_per_epoch=100, profile=profile),
+        make_job("b", gpus=4, min_workers=1, samples=500, samples_per_epoch=100, profile=profile, arrival_s=1),
+        make_job("c", gpus=4, min_workers=1, samples=500, done=450, samples_per_epoch=100, profile=profile,
+                 arrival_s=2),
+    ]
+    snapshot = make_snapshot(jobs, nodes=make_nodes(1, gpus=5))
+    predictions = builtin_predictors().build("planned-schedule").predict(snapshot)
+    shares = builtin_policies().build("optimus").share(snapshot, predictions)
+    # one each (2 left); gains a 0.375·90 = 33.75, b 0.375·40 = 15, c 0.375 → a; then a 0.069·90 = 6.25 < b 15 → b
+    assert [(r.job_id, r.gpus) for r in shares.requests] == [("c", 1), ("a", 2), ("b", 2)]
+
+
+def test_elastic_pollux_jobs_range_from_one_gpu(tmp_path) -> None:
+    book = load_profile_book(write_toy(tmp_path))
+    wl = tmp_path / "w.csv"
+    wl.write_text(HEADER + "a,0,toy,2,16\n")
+    from stretto.sim.pollux_traces import read_pollux_csv
+
+    job = read_pollux_csv(wl, book, elastic=True)[0]
+    # 16 / smallest local batch 8 = 2 workers at most; the work is the rigid job's (240 samples)
+    assert (job.workers.min, job.workers.max) == (1, 2)
+    assert job.epochs * job.samples_per_epoch == pytest.approx(240)
