@@ -12,8 +12,9 @@ Read as Pollux's simulator reads them, so that a rigid job here takes exactly as
   rows (after rotating the placement to its smallest form); a placement that was not measured
   reads the rows of its (nodes, replicas) shape, the placements' means by shape plus
   scalability.csv. Pollux interpolates those with a Delaunay triangulation over (nodes,
-  replicas, local batch); on a measured shape's line that is the same line, so only measured
-  shapes are accepted. Placements are Pollux's consolidated ones on 4-GPU nodes (4, 4, …, rest),
+  replicas, local batch); on a measured shape's line that is the same line. A consolidated count
+  with no measured shape (e.g. 20 GPUs on 5 nodes) is interpolated between measured counts, an
+  approximation of Pollux's. Placements are Pollux's consolidated ones on 4-GPU nodes (4, 4, …, rest),
   which its TunedJobs configurations assume.
 - A target batch B on g replicas runs local batches of ⌈B/g⌉ split into accumulation steps of at
   most the largest measured local batch (one GPU above the initial batch always accumulates at
@@ -134,7 +135,8 @@ class PolluxApplication:
     def _between_measured_counts(self, gpus: int, local_bsz: float) -> tuple[float, float] | None:
         """(step, sync) for an unmeasured consolidated count: linear in the GPU count between the nearest
         measured ones, at the same local batch. Pollux triangulates (nodes, replicas, local batch) instead,
-        so this is close to its figure, not equal; only elastic jobs (Optimus) run at such counts."""
+        so this is close to its figure, not equal. Every TunedJobs count (1-16, 24, 32, 48) is measured;
+        elastic jobs (Optimus) run at the others."""
         below = next((g for g in range(gpus - 1, 0, -1) if self.step_times(consolidated(g), local_bsz)), None)
         above = next((g for g in range(gpus + 1, 16 * GPUS_PER_NODE + 1)
                       if self.step_times(consolidated(g), local_bsz)), None)
