@@ -9,6 +9,7 @@ without overheads is printed too. Takes several
 minutes; the cluster is stopped at the end, also on failure or Ctrl-C.
 
     .venv/bin/python bench/bench_sim_to_real.py [--time-scale 30] [--round-seconds 3] [--out out/sim-to-real]
+        [--policy stretto --packer synergy-tune]   # default: the operator's round
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def main() -> int:
     parser.add_argument("--workload", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("out/sim-to-real"))
     parser.add_argument("--timeout", type=float, default=900, help="wall seconds for the live run")
+    parser.add_argument("--policy", default=None, help="the round's policy (default: the operator's)")
+    parser.add_argument("--packer", default=None, help="the round's packer (default: the operator's)")
     args = parser.parse_args()
     print(describe())
     with tempfile.TemporaryDirectory(prefix="stretto-bench-s2r-") as tmp:
@@ -41,7 +44,8 @@ def main() -> int:
         demo_args = demo_parser.parse_args([
             "demo", "--run-dir", tmp, "--out", str(args.out), "--time-scale", str(args.time_scale),
             "--round-seconds", str(args.round_seconds), "--checkpoint-notice", str(args.checkpoint_notice),
-            "--timeout", str(args.timeout), *(["--workload", str(args.workload)] if args.workload else [])])
+            "--timeout", str(args.timeout), *(["--workload", str(args.workload)] if args.workload else []),
+            *(["--policy", args.policy] if args.policy else []), *(["--packer", args.packer] if args.packer else [])])
         cluster = DevCluster(Path(tmp))
         try:
             state = cluster.up(4, 8, progress=lambda msg: print(f"[dev-cluster] {msg}", file=sys.stderr))
@@ -50,7 +54,8 @@ def main() -> int:
             cluster.down(progress=lambda msg: print(f"[dev-cluster] {msg}", file=sys.stderr))
     records = {r["run"]: r for r in json.loads((args.out / "results.json").read_text())}
     live, sim, bare = records["live"], records["simulated"], records["simulated-no-overhead"]
-    print(f"\nsim-to-real, {live['jobs']} jobs, time scale {live['time_scale']:g}, round "
+    print(f"\nsim-to-real, {live['policy']} x {live['packer']} (predictor {live['predictor']}), "
+          f"{live['jobs']} jobs, time scale {live['time_scale']:g}, round "
           f"{live['round_seconds_wall']:g} wall s ({live['round_seconds_wall'] * live['time_scale']:g} training s):")
     calibrated = (f"restore = measured start latency {sim['sim_restore_overhead_s']:.0f} s, resize = mean measured "
                   f"pause {sim.get('sim_resize_overhead_s', 0):.0f} s over {sim.get('resizes', 0)} resizes")

@@ -31,9 +31,11 @@ from rich.table import Table
 
 from stretto import contracts
 from stretto.core.profile_loading import load_builtin_profiles
+from stretto.core.registries import PluginSpec
+from stretto.core.rounds import RoundConfig
 from stretto.devcluster.binaries import BuildFailed, PrerequisiteMissing, build_binaries
 from stretto.devcluster.cluster import ClusterError, ClusterState, DevCluster
-from stretto.devcluster.demo_workload import DEMO_WORKLOAD, ROUND_CONFIG, Compression, load, nodes, simulate
+from stretto.devcluster.demo_workload import DEMO_WORKLOAD, Compression, load, nodes, simulate
 from stretto.devcluster.live_run import JobFailed, LiveRun
 from stretto.devcluster.rest import ApiError, RestClient
 from stretto.devcluster.stretto_stack import StackSettings, start_all
@@ -66,9 +68,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sim-resize-overhead", type=float, default=None,
                         help="the simulator's elastic-restart cost per resize, training seconds (default: the live "
                         "run's mean pause of a job while it was resized, scaled)")
+    parser.add_argument("--policy", default=RoundConfig().policy.name,
+                        help="the round's policy, live and simulated (default: the operator's, %(default)s)")
+    parser.add_argument("--packer", default=RoundConfig().packer.name,
+                        help="the round's packer, live and simulated (default: the operator's, %(default)s)")
     parser.add_argument("--timeout", type=float, default=900, help="wall seconds before giving up")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for results and plots")
     parser.set_defaults(func=run)
+
+
+def round_config(args: argparse.Namespace) -> RoundConfig:
+    """The one round both the live operator and the simulation run: the default, with the named plugins."""
+    return RoundConfig(policy=PluginSpec(name=args.policy), packer=PluginSpec(name=args.packer))
 
 
 def _progress(message: str) -> None:
@@ -137,11 +148,14 @@ def live_view(run: LiveRun) -> Table:
 
 # -- the comparison --------------------------------------------------------------------------------
 
-def comparison_tables(rows: list[tuple[str, str, Summary]], reference: Summary, live: Summary) -> Group:
+def comparison_tables(rows: list[tuple[str, str, Summary]], reference: Summary, live: Summary,
+                      config: RoundConfig) -> Group:
     from stretto.sim.command import summary_tables  # the very tables `stretto simulate` prints
 
-    metrics = summary_tables(rows, ROUND_CONFIG.predictor.name)
-    metrics.renderables[0].title = "live run and simulation, same workload (times in training hours)"
+    metrics = summary_tables(rows, config.predictor.name)
+    metrics.renderables[0].title = (f"live run and simulation, same workload and round: {config.policy.name} × "
+                                    f"{config.packer.name}, predictor {config.predictor.name} "
+                                    "(times in training hours)")
     ratios = Table(title="live / simulated")
     for column in ("metric", "live", "simulated", "live / sim"):
         ratios.add_column(column, justify="left" if column == "metric" else "right")
@@ -227,14 +241,15 @@ def run_workload(cluster: DevCluster, state: ClusterState, args: argparse.Namesp
     jobs = load(args.workload, book)
     compression = Compression(time_scale=args.time_scale, round_seconds=args.round_seconds)
     node_states = nodes(len(state.nodes), state.gpus_per_node)
-    settings = StackSettings(compression, checkpoint_notice_seconds=args.checkpoint_notice)
+    config = round_config(args)
+    settings = StackSettings(compression, checkpoint_notice_seconds=args.checkpoint_notice, round_config=config)
     rest = cluster.rest(state)
     clear_namespace(rest, DEMO_NAMESPACE)
     start_all(cluster, state, settings, [DEMO_NAMESPACE], progress=_progress)
-    reference = simulate(jobs, node_states=node_states, book=book, compression=compression)
+    reference = simulate(jobs, node_states=node_states, book=book, compression=compression, round_config=config)
     expected = max(o.finish_s for o in reference.outcomes) / compression.time_scale
-    _progress(f"playing {len(jobs)} jobs from {args.workload} ({ROUND_CONFIG.policy.name} × "
-              f"{ROUND_CONFIG.packer.name}, predictor {ROUND_CONFIG.predictor.name}); "
+    _progress(f"playing {len(jobs)} jobs from {args.workload} ({config.policy.name} × "
+              f"{config.packer.name}, predictor {config.predictor.name}); "
               f"the simulator expects about {expected:.0f} wall seconds")
     run = LiveRun(rest, DEMO_NAMESPACE, jobs, compression, total_gpus=sum(n.gpus for n in node_states),
                   total_cpus=sum(n.cpus for n in node_states),
@@ -249,7 +264,7 @@ def run_workload(cluster: DevCluster, state: ClusterState, args: argparse.Namesp
     resize = args.sim_resize_overhead if args.sim_resize_overhead is not None \
         else compression.training(mean_pause)
     calibrated = simulate(jobs, node_states=node_states, book=book, compression=compression,
-                          restore_overhead_s=overhead, resize_overhead_s=resize)
+                          restore_overhead_s=overhead, resize_overhead_s=resize, round_config=config)
     isolated = {o.job_id: o.isolated_s for o in reference.outcomes}
     live = run.result(isolated)
     results = {"live": live, "simulated": calibrated, "simulated-no-overhead": reference}
@@ -257,7 +272,7 @@ def run_workload(cluster: DevCluster, state: ClusterState, args: argparse.Namesp
     rows = [("live", "operator + emulator", summaries["live"]),
             ("simulated", f"restore {overhead:.0f} s,\nresize {resize:.0f} s", summaries["simulated"]),
             ("simulated", "restore 0 s", summaries["simulated-no-overhead"])]
-    console.print(comparison_tables(rows, summaries["simulated"], summaries["live"]))
+    console.print(comparison_tables(rows, summaries["simulated"], summaries["live"], config))
     console.print(f"median start latency (applied → all workers Running, jobs that found free GPUs): "
                   f"{median_start:.2f} wall s "
                   f"= {compression.training(median_start):.0f} training s; one round = "
@@ -266,7 +281,8 @@ def run_workload(cluster: DevCluster, state: ClusterState, args: argparse.Namesp
     meta = {"time_scale": compression.time_scale, "round_seconds_wall": compression.round_seconds,
             "checkpoint_notice_s_wall": settings.checkpoint_notice_seconds, "sim_restore_overhead_s": overhead,
             "sim_resize_overhead_s": resize, "mean_resize_pause_s_wall": mean_pause, "resizes": len(pauses),
-            "median_start_latency_s_wall": median_start, "jobs": len(jobs), "workload": str(args.workload)}
+            "median_start_latency_s_wall": median_start, "jobs": len(jobs), "workload": str(args.workload),
+            "policy": config.policy.name, "packer": config.packer.name, "predictor": config.predictor.name}
     write_results(args.out, results, meta)
     console.print(f"wrote {args.out}/results.json, per-job CSVs and plots (jct_cdf.png, rho_cdf.png, "
                   "utilisation.png)")
@@ -317,8 +333,9 @@ def run_examples(cluster: DevCluster, state: ClusterState, args: argparse.Namesp
     compression = Compression(time_scale=args.time_scale, round_seconds=args.round_seconds)
     rest = cluster.rest(state)
     clear_namespace(rest, DEMO_NAMESPACE)
-    start_all(cluster, state, StackSettings(compression, checkpoint_notice_seconds=args.checkpoint_notice),
-              [DEMO_NAMESPACE], progress=_progress)
+    settings = StackSettings(compression, checkpoint_notice_seconds=args.checkpoint_notice,
+                             round_config=round_config(args))
+    start_all(cluster, state, settings, [DEMO_NAMESPACE], progress=_progress)
     jobs = _load_examples(args.examples)
     rest.create("/api/v1/namespaces", {"metadata": {"name": DEMO_NAMESPACE}})
     for job in jobs:

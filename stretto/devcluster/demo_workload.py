@@ -4,8 +4,8 @@ The workload is a JSON-lines file in Stretto's own format (`stretto.sim.workload
 training seconds. The live run compresses them: one wall second is `time_scale` training seconds (the
 emulator's `--time-scale`), so a job is applied `arrival_s / time_scale` wall seconds after the start and
 the operator's round of `round_seconds` wall seconds is a simulated round of `round_seconds x time_scale`.
-Both runs use the same round plugins (the operator's defaults: bayesian-regime, elastic, proportional)
-and the same nodes (the dev cluster's fake node shape).
+Both runs use the same round plugins (the operator's defaults, `RoundConfig()`, unless the demo names a
+policy or packer) and the same nodes (the dev cluster's fake node shape).
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ from stretto.sim.workloads import WorkloadError, WorkloadJob, read_workload
 
 DEMO_WORKLOAD = Path(__file__).resolve().parents[2] / "manifests" / "demo" / "workload.jsonl"
 SMALL_WORKLOAD = Path(__file__).resolve().parents[2] / "manifests" / "demo" / "workload-small.jsonl"
-# The one default round (stretto.core.rounds.RoundConfig): the live run and the simulation both use it.
-ROUND_CONFIG = RoundConfig()
 WORKER_IMAGE = "ghcr.io/example/trainer:latest"  # kwok runs nothing; the emulator plays the workers
 
 
@@ -96,19 +94,19 @@ def nodes(count: int, gpus_per_node: int, shape: NodeShape | None = None) -> tup
 
 def simulate(jobs: list[WorkloadJob], *, node_states: tuple[NodeState, ...], book: ProfileBook,
              compression: Compression, restore_overhead_s: float = 0.0,
-             resize_overhead_s: float = 0.0) -> SimulationResult:
+             resize_overhead_s: float = 0.0, round_config: RoundConfig | None = None) -> SimulationResult:
     """`stretto simulate` on the same jobs, plugins and nodes, with the live run's round length.
 
     Completions count at the end of their round: the operator marks a job Succeeded at the first round
     after its work is done, which is when the live run sees it finish. Workers stay where they run, as
-    pods do.
+    pods do. `round_config` is the live operator's (default: the one default round).
     """
     config = SimulationConfig(round_seconds=compression.simulated_round_seconds,
                               restore_overhead_s=restore_overhead_s, resize_overhead_s=resize_overhead_s,
                               finish_at_round_end=True,
                               workers_can_move=False)
-    simulator = Simulator(workload=jobs, nodes=node_states, profiles=book, plugins=build_plugins(ROUND_CONFIG),
-                          config=config)
+    plugins = build_plugins(round_config or RoundConfig())
+    simulator = Simulator(workload=jobs, nodes=node_states, profiles=book, plugins=plugins, config=config)
     return simulator.run()
 
 

@@ -11,13 +11,14 @@ import math
 import time
 import urllib.request
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from stretto.core.rounds import RoundConfig
 from stretto.devcluster.cluster import STRETTO_NAMESPACE, ClusterError, ClusterState, DevCluster
-from stretto.devcluster.demo_workload import ROUND_CONFIG, Compression
+from stretto.devcluster.demo_workload import Compression
 from stretto.devcluster.rest import ApiError, RestClient
 
 CONFIG_NAME = "stretto-config"
@@ -30,9 +31,10 @@ class StackSettings:
     compression: Compression
     checkpoint_notice_seconds: float = 1.0  # wall seconds a shrinking worker gets to checkpoint
     emulator_interval: float = 0.25  # wall seconds between the emulator's ticks
+    round_config: RoundConfig = field(default_factory=RoundConfig)  # the operator's scheduler: block
 
     def operator_config(self) -> dict[str, Any]:
-        scheduler = ROUND_CONFIG.model_dump(mode="json")
+        scheduler = self.round_config.model_dump(mode="json")
         return {"roundSeconds": self.compression.round_seconds,
                 "checkpointNoticeSeconds": self.checkpoint_notice_seconds, "scheduler": scheduler}
 

@@ -9,6 +9,8 @@ import re
 from rich.console import Console
 
 from stretto.core.profile_loading import load_builtin_profiles
+from stretto.core.registries import PluginSpec
+from stretto.core.rounds import RoundConfig
 from stretto.devcluster.demo import comparison_tables, live_view, wrap_at_hyphens
 from stretto.devcluster.demo_workload import DEMO_WORKLOAD, Compression, load
 from stretto.devcluster.live_run import LiveRun
@@ -60,10 +62,12 @@ def test_the_live_view_fits_80_columns_with_every_job_and_phase_whole():
 def test_the_comparison_names_the_predictor_and_fits_80_columns():
     summary = Summary(**{f.name: 1234.5 for f in dataclasses.fields(Summary)})
     rows = [("live", "operator + emulator", summary), ("simulated", "restore 46 s,\nresize 25 s", summary)]
-    text = rendered(comparison_tables(rows, summary, summary))
+    flagship = RoundConfig(policy=PluginSpec(name="stretto"), packer=PluginSpec(name="synergy-tune"))
+    text = rendered(comparison_tables(rows, summary, summary, flagship))
     assert_fits(text)
     assert {"makespan", "median", "(Shockwave", "operator", "emulator", "restore", "resize"} <= words(text)
     assert "live / sim" in text
+    assert {"stretto", "synergy-tune", "bayesian-regime"} <= words(text)  # the round that was run, named
 
 
 def test_the_simulate_tables_fit_80_columns_for_the_longest_names():
