@@ -42,6 +42,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from stretto.core.goodput import GoodputModel
 from stretto.core.profiles import ModelProfile, ProfileBook, canonical_placement
 from stretto.core.statistical_efficiency import progress_gain
 
@@ -53,6 +56,8 @@ GPUS_PER_NODE = 4
 PROFILE_GPU_COUNTS = tuple(range(1, 65))
 # Pollux's applications.py caps yolov3's local batch at 8 (its traces go to 16); the others use the traces' range.
 POLLUX_MAX_LOCAL_BSZ: Mapping[str, int] = {"yolov3": 8}
+# Batch sizes Pollux's goodput optimiser tries between the smallest and the largest validated one (geometric).
+GOODPUT_CANDIDATES = 50
 _VALIDATION_NAME = re.compile(r"^validation-(\d+)\.csv$")
 
 
@@ -209,6 +214,33 @@ class PolluxApplication:
         rate = config.batch_size / config.step_s
         return self.seconds_to_finish(config) * rate, rate
 
+    def goodput_model(self) -> GoodputModel:
+        """Goodput as Pollux's jobs run: batches B0..Bmax (50 geometric candidates, as Pollux's optimiser samples,
+        and the validated sizes), each split into local batches and accumulation steps as `rigid_config` does, on
+        every consolidated GPU count and measured placement; progress in samples at B0 (Pollux's steps × B0)."""
+        grid = {round(float(b)) for b in np.geomspace(self.init_batch_size, self.max_batch_size, GOODPUT_CANDIDATES)}
+        batches = tuple(sorted(grid | set(self.validation)))
+        rates: dict[tuple[int, int], float] = {}
+        on_placement: dict[tuple[int, tuple[int, ...]], float] = {}
+        for batch in batches:
+            for gpus in PROFILE_GPU_COUNTS:
+                config = self.rigid_config(batch, gpus)
+                if config is not None:
+                    rates[(batch, gpus)] = config.batch_size / config.step_s
+            for placement_id, rows in self.placements.items():
+                placement = tuple(int(d) for d in placement_id)
+                config = self.rigid_config(batch, sum(placement))
+                times = None if config is None else rows.at(config.atomic_bsz)
+                if config is not None and times is not None:
+                    step_s = times[0] + (times[0] - times[1]) * config.accum_steps
+                    on_placement[(batch, canonical_placement(placement))] = config.batch_size / step_s
+        b0 = self.init_batch_size
+        stats = {b: tuple((e.grad_sqr, e.grad_var) for e in epochs[:self.epochs])
+                 for b, epochs in self.validation.items()}
+        ends = tuple(self.progress_at(e + 1) * b0 for e in range(self.epochs))
+        return GoodputModel(init_batch_size=b0, batch_sizes=batches, rates=rates, grad_stats=stats, epoch_ends=ends,
+                            placement_rates=on_placement)
+
     def profile(self, source: str) -> ModelProfile:
         """samples/s for every validated batch × tabulated GPU count that Pollux's traces can run (consolidated),
         and on every measured placement (`placement_rates`: a spread job runs as slowly as Pollux's does)."""
@@ -227,7 +259,7 @@ class PolluxApplication:
                     step_s = times[0] + (times[0] - times[1]) * config.accum_steps
                     on_placement[(batch, canonical_placement(placement))] = config.batch_size / step_s
         return ModelProfile(model=self.name, samples_per_second=rates, default_batch_size=self.init_batch_size,
-                            source=source, placement_rates=on_placement)
+                            source=source, placement_rates=on_placement, goodput=self.goodput_model())
 
 
 def consolidated(gpus: int) -> tuple[int, ...]:

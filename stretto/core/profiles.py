@@ -13,6 +13,10 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stretto.core.goodput import GoodputModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,7 @@ class ModelProfile:
     `placement_rates[(batch_size, placement)]`, optional, is samples per second on a measured
     placement: GPUs on each node, in the smallest rotation of the job's worker order (Pollux's traces
     measure placements so, as a ring); `throughput_on` reads it and falls back to `throughput`.
+    `goodput`, optional, is the model's goodput (`stretto.core.goodput`): what a `goodput` job runs by.
     """
 
     model: str
@@ -78,6 +83,7 @@ class ModelProfile:
     scale_with_gpus: bool = True
     source: str = ""
     placement_rates: Mapping[tuple[int, tuple[int, ...]], float] = field(default_factory=dict)
+    goodput: GoodputModel | None = None
     _batch_sizes: tuple[int, ...] = field(init=False, repr=False)
     _rates: dict[tuple[int, int], float] = field(init=False, repr=False)  # base_throughput, memoised per profile
 

@@ -26,6 +26,7 @@ class AdaptationMode(StrEnum):
     NONE = "none"
     GNS = "gns"
     ACCORDION = "accordion"
+    GOODPUT = "goodput"  # the scheduler picks the batch in `batch_size_range` each round, by goodput
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,9 @@ class JobState:
     explicit trace); the operator leaves it empty and predictors must cope.
     `batch_size_options` lists the batch sizes the job may use (from its spec: an adaptive job
     declares them, not when it will use them); empty means "only the current one is known".
+    A `goodput` job declares `batch_size_range` (min, max): each round the scheduler chooses its batch
+    there with its GPU count (`stretto.core.goodput`, read from `profile.goodput`), and its samples are
+    counted at the initial batch size (a sample at batch b is worth its statistical efficiency).
     """
 
     job_id: str
@@ -142,6 +146,7 @@ class JobState:
     batch_size_options: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+    batch_size_range: tuple[int, int] | None = None
         if not 1 <= self.min_workers <= self.max_workers:
             raise ValueError(f"job {self.job_id}: need 1 <= min_workers <= max_workers")
         if self.gpus_per_worker < 1 or self.total_samples <= 0 or self.samples_per_epoch <= 0:
@@ -149,6 +154,15 @@ class JobState:
 
     @property
     def min_gpus(self) -> int:
+    @property
+    def goodput_adaptive(self) -> bool:
+        """A `goodput` job whose profile has a goodput model: its batch is the scheduler's choice."""
+        return self.adaptation is AdaptationMode.GOODPUT and self.profile.goodput is not None
+
+    @property
+    def progress_fraction(self) -> float:
+        return min(1.0, self.samples_done / self.total_samples)
+
         return self.min_workers * self.gpus_per_worker
 
     @property

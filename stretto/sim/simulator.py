@@ -195,14 +195,27 @@ def _moved(before: JobAllocation, after: JobAllocation) -> bool:
     return where(before) != where(after)
 
 
+def goodput_seconds(progress: JobProgress, profiles: ProfileBook, gpus: int) -> float:
+    """A goodput job's whole run on `gpus` GPUs at each epoch's goodput-best batch in its range (the truth)."""
+    model = profiles.get(progress.spec.model).goodput
+    assert model is not None
+    seconds = model.seconds(gpus, 0.0, 1.0, foresight=True, batch_range=progress.spec.adaptation.batch_range)
+    return seconds * progress.total_samples / model.total_progress
+
+
 def isolated_seconds(progress: JobProgress, profiles: ProfileBook) -> float:
     """The job alone on its requested GPUs at the GPU-proportional share, no overheads."""
+    if progress.spec.adaptation.mode is AdaptationMode.GOODPUT:
+        return goodput_seconds(progress, profiles, progress.spec.max_gpus)
     return seconds_for(profiles.get(progress.spec.model), _work_by_batch_size(progress), gpus=progress.spec.max_gpus)
 
 
 def job_scaling_curve(progress: JobProgress, profiles: ProfileBook) -> ScalingCurve:
     """The whole job's seconds on each whole-worker count of its range (what its fair run time needs)."""
     spec = progress.spec
+    if spec.adaptation.mode is AdaptationMode.GOODPUT:
+        return tuple((n * spec.gpus_per_worker, goodput_seconds(progress, profiles, n * spec.gpus_per_worker))
+                     for n in range(spec.workers.min, spec.workers.max + 1))
     return scaling_curve(profiles.get(spec.model), _work_by_batch_size(progress), min_workers=spec.workers.min,
                          max_workers=spec.workers.max, gpus_per_worker=spec.gpus_per_worker)
 
@@ -241,6 +254,10 @@ class Simulator:
             if spec.workers.min * spec.gpus_per_worker > self.total_gpus or spec.gpus_per_worker > largest_node:
                 raise WorkloadError(f"job {number} ({spec.id}): field 'workers': needs more GPUs than the cluster has")
             profile = profiles.get(spec.model)
+            goodput = spec.adaptation.mode is AdaptationMode.GOODPUT
+            if goodput and (profile.goodput is None or config.job_model != "oracle"):
+                raise WorkloadError(f"job {number} ({spec.id}): field 'adaptation.mode': goodput needs a profile "
+                                    f"with a goodput model (Pollux's traces) and job_model oracle")
             per_epoch = spec.samples_per_epoch or profile.samples_per_epoch
             if per_epoch is None:
                 raise WorkloadError(
@@ -301,6 +318,7 @@ class Simulator:
                 batch_size_history=tuple(p.history),
                 planned_batch_sizes=tuple(p.schedule),
                 batch_size_options=batch_size_options(p),
+                batch_size_range=p.spec.adaptation.batch_range,
             )
             for p in active
         )
@@ -352,14 +370,19 @@ class Simulator:
         start: float,
         lost_s: float,
         partner: JobKey | None = None,
+        chosen_batch: int | None = None,
     ) -> None:
-        """Run one job for one round on its allocation (beside `partner`, (model, batch size), if shared)."""
+        """Run one job for one round on its allocation (beside `partner`, (model, batch size), if shared);
+        a goodput job at `chosen_batch` (the policy's), else its own goodput-best for its GPUs."""
         length = self.config.round_seconds
         profile = self.profiles.get(p.spec.model)
         cpu, mem, by_node = allocation.cpu_per_gpu, allocation.memory_gib_per_gpu, _gpus_by_node(allocation)
         t = min(lost_s, length)
         epoch_switch = self.config.batch_switch == "epoch"
-        if not epoch_switch:
+        if p.spec.adaptation.mode is AdaptationMode.GOODPUT:
+            t = self._run_goodput(p, by_node, chosen_batch, t)
+            epoch_switch = False
+        elif not epoch_switch:
             batch = p.batch_size()
             rate = profile.throughput_on(batch, by_node, cpu, mem) * self._relative_speed(p, batch, partner)
             t = self._run_at_granted_batch_size(p, length, t, rate)
@@ -386,6 +409,36 @@ class Simulator:
         if p.total_samples - p.samples_done <= DONE_TOLERANCE * p.total_samples:
             p.samples_done = p.total_samples
             p.finish_s = start + (length if self.config.finish_at_round_end else held)
+
+    def _run_goodput(self, p: JobProgress, by_node: tuple[int, ...], chosen: int | None, t: float) -> float:
+        """A goodput job's round at one batch: samples × statistical efficiency at that batch, epoch by epoch of
+        its goodput model (the noise scale changes at each), in samples at the initial batch size."""
+        model = self.profiles.get(p.spec.model).goodput
+        assert model is not None
+        length, total, batch_range = self.config.round_seconds, p.total_samples, p.spec.adaptation.batch_range
+        fraction = p.samples_done / total
+        if chosen is None or model.throughput_on(chosen, by_node) <= 0:
+            chosen = model.best_batch(sum(by_node), fraction, batch_range)
+        if chosen is None:
+            return t
+        p.granted_batch_size = chosen
+        if not p.history or p.history[-1][1] != chosen:
+            p.history.append((p.epoch(), chosen))
+        rate = model.throughput_on(chosen, by_node)
+        while t < length and total - p.samples_done > DONE_TOLERANCE * total:
+            fraction = p.samples_done / total
+            epoch = model.epoch_at(fraction)
+            boundary = min(total, model.epoch_ends[epoch] / model.total_progress * total)
+            progress_rate = rate * model.efficiency(chosen, fraction)
+            if progress_rate <= 0:
+                break
+            needed = max(0.0, boundary - p.samples_done) / progress_rate
+            if t + needed <= length:
+                p.samples_done, t = max(boundary, p.samples_done), t + needed
+            else:
+                p.samples_done += (length - t) * progress_rate
+                t = length
+        return t
 
     def _run_at_granted_batch_size(self, p: JobProgress, length: float, t: float, rate: float) -> float:
         """Shockwave's simulator: a round at the granted batch size; a due switch applies after it.
@@ -450,8 +503,8 @@ class Simulator:
                         else self.config.resize_overhead_s if before.gpus != allocation.gpus
                         else self.config.restore_overhead_s if moved else 0.0
                     )
-                    self._advance(by_id[job_id], allocation, now, lost, None if partner is None else keys[partner]
-                    )
+                    self._advance(by_id[job_id], allocation, now, lost, None if partner is None else keys[partner],
+                                  decision.batch_sizes.get(job_id))
                     self._report(by_id[job_id], allocation, lost, partner is not None)
                 previous = dict(decision.allocations)
                 policy_state = decision.policy_state
