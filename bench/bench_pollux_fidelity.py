@@ -64,7 +64,8 @@ def main() -> None:
               f"{'makespan s':>10} {'Pollux':>9} {'ratio':>6} {'wall s':>6}")
         worst = 0.0
         for number in WORKLOADS:
-            workload = read_pollux_csv(POLLUX / "workloads" / f"workload-{number}.csv", book, elastic=elastic)
+            workload = read_pollux_csv(POLLUX / "workloads" / f"workload-{number}.csv", book,
+                                       jobs="elastic" if elastic else "tuned")
             arrivals = {j.id: j.arrival_s for j in workload}
             peer_jcts = published[peer_name][f"workload-{number}"]
             peer = figures(list(peer_jcts.values()), list(arrivals.values()),

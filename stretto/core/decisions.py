@@ -47,6 +47,8 @@ class Shares:
     requests: tuple[ShareRequest, ...]
     waiting: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     policy_state: PolicyState = field(default_factory=lambda: EMPTY_STATE)
+    # The batch the policy chose for a `goodput` job with its GPUs; a job left out picks its own goodput-best.
+    batch_sizes: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +76,4 @@ class RoundDecision:
     predictions: Predictions
     policy_state: PolicyState
     timings: RoundTimings
+    batch_sizes: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # `Shares.batch_sizes`

@@ -74,4 +74,5 @@ def run_round(snapshot: ClusterSnapshot, plugins: RoundPlugins) -> RoundDecision
         predictions=predictions,
         policy_state=shares.policy_state,
         timings=RoundTimings(predict_s=t1 - t0, share_s=t2 - t1, pack_s=t3 - t2),
+        batch_sizes=MappingProxyType({i: b for i, b in shares.batch_sizes.items() if i in allocations}),
     )

@@ -31,7 +31,7 @@ from stretto.sim.elastic_workload import ElasticWorkloadArgs, generate_elastic
 from stretto.sim.generators import GENERATOR_PREFIXES, generate_from_spec
 from stretto.sim.learned_profiles import JOB_MODEL_VIEWS
 from stretto.sim.metrics import Summary, rhos, shockwave_rhos, summarise
-from stretto.sim.pollux_traces import default_traces, is_pollux_workload
+from stretto.sim.pollux_traces import POLLUX_JOB_KINDS, PolluxJobs, default_traces, is_pollux_workload
 from stretto.sim.simulator import SimulationConfig, SimulationResult, Simulator
 from stretto.sim.workloads import WorkloadError, WorkloadJob, read_workload
 
@@ -85,6 +85,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         default=None,
         help="seconds a job loses when its GPU count changes (an elastic restart; default 20 for elastic:, 30 for "
         "Pollux workloads, else 0)",
+    )
+    p.add_argument(
+        "--pollux-jobs",
+        choices=POLLUX_JOB_KINDS,
+        default="tuned",
+        help="Pollux workloads: rigid at the TunedJobs GPUs and batch (tuned), elastic at that batch as Pollux runs "
+        "Optimus (elastic), or goodput jobs whose batch the scheduler picks in Pollux's range (goodput)",
     )
     p.add_argument(
         "--move-costs-restore",
@@ -175,7 +182,9 @@ def _job_model_options(args: argparse.Namespace) -> dict[str, object]:
     return options
 
 
-def load_workload(spec: str, profiles_path: Path | None, seed: int) -> tuple[list[WorkloadJob], ProfileBook]:
+def load_workload(
+    spec: str, profiles_path: Path | None, seed: int, pollux_jobs: PolluxJobs = "tuned"
+) -> tuple[list[WorkloadJob], ProfileBook]:
     if spec.split(":", 1)[0] in ("combined", "elastic"):
         book = load_combined_book(profiles_path)
         on_combined_book = {"combined": (CombinedWorkloadArgs, generate_combined),
@@ -185,7 +194,7 @@ def load_workload(spec: str, profiles_path: Path | None, seed: int) -> tuple[lis
         book = load_profile_book(profiles_path)
         return generate_from_spec(spec, profiles=book, seed=seed), book
     book = load_profile_book(profiles_path or _default_profiles(spec))
-    return read_workload(Path(spec), book), book
+    return read_workload(Path(spec), book, pollux_jobs=pollux_jobs), book
 
 
 def write_job_csv(result: SimulationResult, path: Path) -> None:
@@ -257,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     try:
         nodes = parse_cluster_spec(args.cluster)
-        workload, book = load_workload(args.workload, args.profiles, args.seed)
+        workload, book = load_workload(args.workload, args.profiles, args.seed, args.pollux_jobs)
         config = _conventions(args.workload, args)
         combos = [(p.strip(), k.strip()) for p in args.policy.split(",") for k in args.packer.split(",")]
         policy_args, packer_args = json.loads(args.policy_args), json.loads(args.packer_args)

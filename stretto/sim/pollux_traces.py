@@ -8,6 +8,13 @@ Pollux's rigid baselines run. Each job becomes rigid at `num_replicas` one-GPU w
 at that size (`stretto.core.pollux_traces.PolluxApplication.rigid_work`). The epoch count is
 Pollux's (its validation files' rows), each epoch an equal share of the samples: the real
 epochs differ in length (statistical efficiency varies), which a rigid job never notices.
+
+`jobs` says how the jobs run: `tuned` (the above), `elastic` (1 to batch / smallest local batch
+workers at the TunedJobs batch, the work as rigid: Pollux's Optimus+Oracle), or `goodput` (as Pollux
+runs its own jobs: 1 to max batch / smallest local batch workers, capped at the 64 GPUs the traces
+cover, the batch chosen each round in [smallest, largest validated batch]; ncf pinned to one GPU at
+32,768 as Pollux pins it). A goodput job's work is its application's whole progress (Pollux's steps
+at the initial batch × that batch, `GoodputModel.total_progress`) in samples at the initial batch.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from typing import Literal
 
 from stretto.core.pollux_traces import PolluxApplication, PolluxTraceError, is_traces_folder, read_applications
 from stretto.core.profiles import ProfileBook
@@ -23,8 +31,17 @@ from stretto.sim.workloads import WorkloadError, WorkloadJob
 
 POLLUX_COLUMNS = ("name", "time", "application", "num_replicas", "batch_size")
 POLLUX_HEADER = ",".join(POLLUX_COLUMNS)
-# Pollux's simulator pins ncf to one GPU for its elastic policies (Optimus, Pollux).
+# Pollux's simulator pins ncf to one GPU for its elastic policies (Optimus, Pollux), and Pollux runs it at 32,768.
 PINNED_TO_ONE_GPU = frozenset({"ncf"})
+POLLUX_FIXED_BATCH: dict[str, int] = {"ncf": 32768}
+PolluxJobs = Literal["tuned", "elastic", "goodput"]
+POLLUX_JOB_KINDS: tuple[PolluxJobs, ...] = ("tuned", "elastic", "goodput")
+
+
+def pollux_jobs(kind: str) -> PolluxJobs:
+    if kind not in POLLUX_JOB_KINDS:
+        raise WorkloadError(f"Pollux jobs must be one of {', '.join(POLLUX_JOB_KINDS)}, not {kind!r}")
+    return kind  # type: ignore[return-value]
 
 
 def is_pollux_workload(path: Path) -> bool:
@@ -54,11 +71,11 @@ def _applications(path: Path, profiles: ProfileBook) -> dict[str, PolluxApplicat
         raise WorkloadError(str(err)) from None
 
 
-def read_pollux_csv(path: Path, profiles: ProfileBook, *, elastic: bool = False) -> list[WorkloadJob]:
-    """Rigid TunedJobs; `elastic`: 1 to batch / smallest local batch workers, as Pollux runs Optimus (work as rigid)."""
+def read_pollux_csv(path: Path, profiles: ProfileBook, *, jobs: PolluxJobs = "tuned") -> list[WorkloadJob]:
+    """The workload's jobs, run as `jobs` says (module doc)."""
     path = Path(path)
     apps = _applications(path, profiles)
-    jobs: list[WorkloadJob] = []
+    out: list[WorkloadJob] = []
     with path.open(newline="") as f:
         for number, row in enumerate(csv.reader(f), start=1):
             if number == 1:
@@ -95,23 +112,35 @@ def read_pollux_csv(path: Path, profiles: ProfileBook, *, elastic: bool = False)
                 samples, _rate = app.rigid_work(batch_size, gpus)
             except ValueError as err:
                 raise WorkloadError(f"{path}:{number}: field 'batch_size': {err}") from None
-            per_epoch = max(1, round(samples / app.epochs))
-            max_workers = 1 if application in PINNED_TO_ONE_GPU else max(1, int(batch_size // app.min_local_bsz))
-            jobs.append(
-                _build(path, number, {
-                    "id": name,
-                    "arrival_s": values["time"],
-                    "model": application,
-                    "batch_size": batch_size,
-                    "epochs": samples / per_epoch,
-                    "samples_per_epoch": per_epoch,
-                    "workers": {"min": 1, "max": max_workers} if elastic else {"min": gpus, "max": gpus},
-                })
-            )
-    if not jobs:
+            fields: dict[str, object] = {"id": name, "arrival_s": values["time"], "model": application}
+            if jobs == "goodput":
+                fields.update(_goodput_fields(app, application, profiles))
+            else:
+                per_epoch = max(1, round(samples / app.epochs))
+                max_workers = 1 if application in PINNED_TO_ONE_GPU else max(1, int(batch_size // app.min_local_bsz))
+                fields.update({"batch_size": batch_size, "epochs": samples / per_epoch, "samples_per_epoch": per_epoch,
+                               "workers": {"min": 1, "max": max_workers} if jobs == "elastic"
+                               else {"min": gpus, "max": gpus}})
+            out.append(_build(path, number, fields))
+    if not out:
         raise WorkloadError(f"{path}: no jobs")
-    if len({j.id for j in jobs}) != len(jobs):
+    if len({j.id for j in out}) != len(out):
         raise WorkloadError(f"{path}: field 'name': duplicate job names")
-    if any(not math.isfinite(j.arrival_s) for j in jobs):
+    if any(not math.isfinite(j.arrival_s) for j in out):
         raise WorkloadError(f"{path}: field 'time': not finite")
-    return jobs
+    return out
+
+
+def _goodput_fields(app: PolluxApplication, application: str, profiles: ProfileBook) -> dict[str, object]:
+    """A goodput job as Pollux runs its own: the batch range Pollux allows, workers as far as the range lets
+    every worker hold the smallest local batch (and the traces measure), the whole run's progress as work."""
+    model = profiles.get(application).goodput
+    if model is None:
+        raise WorkloadError(f"{application}: its profile has no goodput model (load Pollux's traces folder)")
+    fixed = POLLUX_FIXED_BATCH.get(application)
+    low, high = (fixed, fixed) if fixed else (app.init_batch_size, app.max_batch_size)
+    workers = 1 if application in PINNED_TO_ONE_GPU else min(max(model.gpu_counts), int(high // app.min_local_bsz))
+    per_epoch = max(1, round(model.total_progress / app.epochs))
+    return {"batch_size": low, "epochs": model.total_progress / per_epoch, "samples_per_epoch": per_epoch,
+            "workers": {"min": 1, "max": max(1, workers)},
+            "adaptation": {"mode": "goodput", "batch_range": [low, high]}}

@@ -14,7 +14,11 @@ One job per line, a JSON object with these fields (unknown fields are an error):
     weight        default 1
     adaptation    {"mode": "none"|"gns"|"accordion", "schedule": [[first_epoch, batch], ...],
                    "batch_sizes": [...]}: an explicit schedule, or a generated GNS/Accordion
-                   pattern up to the largest of batch_sizes
+                   pattern up to the largest of batch_sizes; or {"mode": "goodput", "batch_range":
+                   [min, max]}: each round the scheduler picks the batch in that range with the GPU
+                   count, by goodput (the profile needs a goodput model); epochs × samples_per_epoch
+                   are then samples at the initial batch size, each sample at batch b worth its
+                   statistical efficiency (`stretto.core.goodput`)
 
 Blank lines and lines starting with `#` are skipped. Errors name the file, the line and the field.
 """
@@ -51,12 +55,20 @@ class AdaptationSpec(BaseModel):
     mode: AdaptationMode = AdaptationMode.NONE
     schedule: tuple[tuple[int, int], ...] = ()
     batch_sizes: tuple[int, ...] = ()
+    batch_range: tuple[int, int] | None = None
 
     @model_validator(mode="after")
     def _sorted(self) -> AdaptationSpec:
         epochs = [e for e, _ in self.schedule]
         if epochs != sorted(epochs) or any(e < 0 for e in epochs) or any(b <= 0 for _, b in self.schedule):
             raise ValueError("schedule must be [first_epoch, batch_size] pairs, epochs increasing, batch > 0")
+        goodput = self.mode is AdaptationMode.GOODPUT
+        if goodput != (self.batch_range is not None):
+            raise ValueError("batch_range is required with mode goodput, and only there")
+        if self.batch_range is not None and not 0 < self.batch_range[0] <= self.batch_range[1]:
+            raise ValueError(f"batch_range must be [min, max] with 0 < min <= max, got {list(self.batch_range)}")
+        if goodput and self.schedule:
+            raise ValueError("a goodput job has no schedule: the scheduler picks its batch")
         return self
 
 
@@ -73,6 +85,13 @@ class WorkloadJob(BaseModel):
     tenant: str = ""
     weight: float = Field(1.0, gt=0)
     adaptation: AdaptationSpec = AdaptationSpec()
+
+    @model_validator(mode="after")
+    def _initial_in_range(self) -> WorkloadJob:
+        r = self.adaptation.batch_range
+        if r is not None and not r[0] <= self.batch_size <= r[1]:
+            raise ValueError(f"batch_size {self.batch_size} outside adaptation.batch_range {list(r)}")
+        return self
 
     @property
     def max_gpus(self) -> int:
@@ -110,9 +129,9 @@ def write_jsonl(jobs: list[WorkloadJob], path: Path) -> None:
     Path(path).write_text("".join(json.dumps(j.model_dump(mode="json", exclude_defaults=True)) + "\n" for j in jobs))
 
 
-def read_workload(path: Path, profiles: ProfileBook) -> list[WorkloadJob]:
-    """By name: `.csv` Pollux (by its header) or Synergy, `.trace` Shockwave/Gavel, `.jobs.jsonl` Shockwave,
-    other `.jsonl` ours."""
+def read_workload(path: Path, profiles: ProfileBook, *, pollux_jobs: str = "tuned") -> list[WorkloadJob]:
+    """By name: `.csv` Pollux (by its header; `pollux_jobs` says how its jobs run) or Synergy, `.trace`
+    Shockwave/Gavel, `.jobs.jsonl` Shockwave, other `.jsonl` ours."""
     from stretto.sim import peer_traces, pollux_traces
 
     path = Path(path)
@@ -120,7 +139,7 @@ def read_workload(path: Path, profiles: ProfileBook) -> list[WorkloadJob]:
         raise WorkloadError(f"{path}: no such file")
     name = path.name
     if pollux_traces.is_pollux_workload(path):
-        jobs = pollux_traces.read_pollux_csv(path, profiles)
+        jobs = pollux_traces.read_pollux_csv(path, profiles, jobs=pollux_traces.pollux_jobs(pollux_jobs))
     elif name.endswith(".csv"):
         jobs = peer_traces.read_synergy_csv(path, profiles)
     elif name.endswith(".trace"):

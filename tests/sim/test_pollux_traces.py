@@ -271,7 +271,7 @@ def test_elastic_pollux_jobs_range_from_one_gpu(tmp_path) -> None:
     wl.write_text(HEADER + "a,0,toy,2,16\n")
     from stretto.sim.pollux_traces import read_pollux_csv
 
-    job = read_pollux_csv(wl, book, elastic=True)[0]
+    job = read_pollux_csv(wl, book, jobs="elastic")[0]
     # 16 / smallest local batch 8 = 2 workers at most; the work is the rigid job's (240 samples)
     assert (job.workers.min, job.workers.max) == (1, 2)
     assert job.epochs * job.samples_per_epoch == pytest.approx(240)
