@@ -7,7 +7,8 @@ The `stretto` policy decides *who* runs first (its classes or its market); this 
   size the regime forecast expects (`remaining_epochs_by_batch_size`; or all at the current batch
   size without `forecast`), at the profile's rate on g GPUs, times the predictor's calibration
   (its remaining time over the profile's at the job's maximum). A GNS job that will soon run at a
-  large batch scales better, and R_j(g) knows it.
+  large batch scales better, and R_j(g) knows it. A `goodput` job's R_j(g) is at the goodput-best
+  batch on g GPUs (`stretto.core.goodput.remaining_seconds`), so its workers go by marginal goodput.
 * Admission: in priority order, each job at its minimum (a rigid job at its size) while the GPUs
   last. A job that ran last round keeps what it had next, as far as GPUs remain after every
   admitted minimum (a resize costs an elastic restart).
@@ -29,6 +30,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from stretto.core import goodput
 from stretto.core.decisions import JobPrediction
 from stretto.core.epoch_schedules import seconds_for
 from stretto.core.snapshots import JobState
@@ -42,9 +44,14 @@ class RemainingCurve:
     samples: dict[int, float]
     scale: float
     _cache: dict[int, float] = field(default_factory=dict)
+    by_goodput: bool = False
+    goodput_forecast: goodput.Forecast = "profile"
 
     @classmethod
-    def of(cls, job: JobState, prediction: JobPrediction, *, forecast: bool) -> RemainingCurve:
+    def of(cls, job: JobState, prediction: JobPrediction, *, forecast: bool,
+           goodput_forecast: goodput.Forecast = "profile") -> RemainingCurve:
+        if job.goodput_adaptive:
+            return cls(job, {}, 1.0, by_goodput=True, goodput_forecast=goodput_forecast)
         per_epoch = job.samples_per_epoch
         forecast_samples = {b: e * per_epoch for b, e in prediction.remaining_epochs_by_batch_size.items() if e > 0}
         current = {job.batch_size: job.remaining_samples}
@@ -57,7 +64,9 @@ class RemainingCurve:
         if gpus <= 0:
             return math.inf
         if gpus not in self._cache:
-            self._cache[gpus] = self.scale * seconds_for(self.job.profile, self.samples, gpus=gpus)
+            self._cache[gpus] = self.scale * (goodput.remaining_seconds(self.job, gpus, self.goodput_forecast)
+                                              if self.by_goodput
+                                              else seconds_for(self.job.profile, self.samples, gpus=gpus))
         return self._cache[gpus]
 
 

@@ -79,6 +79,10 @@ job's speed. This policy combines them:
    the static contention, as before), and the market takes over only while at least
    `market_rigid_share` of the jobs are rigid: it plans rigid gangs, and on elastic workloads it
    lost makespan to the classes (`bench/bench_elastic_fair.py` prints the ablation).
+   A `goodput` job (Pollux's job model, `stretto.core.goodput`) is sized the same way, its R_j(g)
+   at the goodput-best batch on g GPUs at today's noise scale, so its workers go by marginal
+   goodput gain inside the same fairness machinery; the round then names its batch, the
+   goodput-best for the GPUs it was given (`Shares.batch_sizes`).
 
 `pack_order="gain"`/`"saved"` reorders the jobs that fit this round so the packer gives spare
 CPU/memory to the best speed-up per unit first; on the combined workload it made things worse
@@ -101,13 +105,14 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from stretto.core import goodput
 from stretto.core.decisions import Predictions, ShareRequest, Shares
 from stretto.core.epoch_schedules import samples_by_batch_size, seconds_for
 from stretto.core.fair_share import fair_share_gpus, scaling_curve, seconds_at
 from stretto.core.policies.elastic_shares import RemainingCurve, SizingArgs, efficient_size, size_jobs
 from stretto.core.policies.finish_time_estimates import record_estimate, smoothed_finish_time
 from stretto.core.policies.shockwave import ShockwaveArgs, ShockwavePolicy
-from stretto.core.snapshots import ClusterSnapshot
+from stretto.core.snapshots import ClusterSnapshot, JobState
 
 NAME = "stretto"
 
@@ -172,6 +177,9 @@ class StrettoArgs(BaseModel):
         True, description="size the makespan tail first, at its maximum (False: at its efficient size, in order)"
     )
     min_resize_gain: float = Field(0.05, ge=0, description="a running job grows only for this share of its R̂ or more")
+    goodput_forecast: Literal["profile", "current"] = Field(
+        "profile", description="goodput jobs' R(g): the noise scale ahead as the profile's epochs have it, or as now"
+    )
 
 
 ARGS = StrettoArgs
@@ -226,6 +234,9 @@ class StrettoPolicy:
             shares = replace(shares, requests=self._sized(snapshot, predictions, shares.requests, classes, fair_s))
         if a.pack_order != "plan":
             shares = replace(shares, requests=order_for_packer(snapshot, predictions, shares.requests, a.pack_order))
+        batches = goodput_batches(snapshot, shares.requests)
+        if batches:
+            shares = replace(shares, batch_sizes=batches)
         if a.fair_target in ("lifetime", "elastic-lifetime", "auto"):
             shares = replace(shares, policy_state={**shares.policy_state, "contention": record_contention(snapshot)})
         if delivered is None:
@@ -240,7 +251,8 @@ class StrettoPolicy:
         a = self.args
         by_id = {j.job_id: j for j in snapshot.jobs}
         order = [by_id[r.job_id] for r in requests if r.job_id in by_id]
-        curves = {j.job_id: RemainingCurve.of(j, predictions[j.job_id], forecast=a.scaling_forecast)
+        curves = {j.job_id: RemainingCurve.of(j, predictions[j.job_id], forecast=a.scaling_forecast,
+                                              goodput_forecast=a.goodput_forecast)
                   for j in order if not j.is_rigid}
         previous = {job_id: alloc.gpus for job_id, alloc in snapshot.previous.items()}
         capacity = snapshot.total_gpus
@@ -304,7 +316,8 @@ class StrettoPolicy:
         deadline_based = target in ("static", "lifetime", "elastic-lifetime")
         fair_time = {j.job_id: raw[j.job_id].isolated_seconds * contention for j in jobs}
         if target in ("lifetime", "elastic-lifetime"):
-            lifetime = lifetime_fair_seconds(snapshot, raw, forecast=a.scaling_forecast)
+            lifetime = lifetime_fair_seconds(snapshot, raw, forecast=a.scaling_forecast,
+                                             goodput_forecast=a.goodput_forecast)
             for j in jobs:
                 if target == "lifetime" or not j.is_rigid:
                     fair_time[j.job_id] = lifetime[j.job_id]
@@ -479,11 +492,22 @@ def at_ideal_resources(
     return Predictions(MappingProxyType(out))
 
 
+def goodput_batches(snapshot: ClusterSnapshot, requests: tuple[ShareRequest, ...]) -> dict[str, int]:
+    """Each requested goodput job's goodput-best batch for the GPUs it asks for."""
+    jobs = {j.job_id: j for j in snapshot.jobs if j.goodput_adaptive}
+    out = {}
+    for r in requests:
+        if r.job_id in jobs and (batch := goodput.best_batch(jobs[r.job_id], r.gpus)) is not None:
+            out[r.job_id] = batch
+    return out
+
+
 def build(args: StrettoArgs) -> StrettoPolicy:
     return StrettoPolicy(args)
 
 
-def lifetime_fair_seconds(snapshot: ClusterSnapshot, predictions: Predictions, *, forecast: bool) -> dict[str, float]:
+def lifetime_fair_seconds(snapshot: ClusterSnapshot, predictions: Predictions, *, forecast: bool,
+                          goodput_forecast: goodput.Forecast = "profile") -> dict[str, float]:
     """T_fair per job (`stretto.core.fair_share`, the metric's definition) at an estimate of its lifetime contention.
 
     The metric averages the jobs contending over the job's whole life; the policy knows the past part only, so
@@ -496,6 +520,9 @@ def lifetime_fair_seconds(snapshot: ClusterSnapshot, predictions: Predictions, *
     total_gpus = snapshot.total_gpus
     for job in snapshot.jobs:
         p = predictions[job.job_id]
+        if job.goodput_adaptive:
+            out[job.job_id] = _goodput_fair_seconds(snapshot, job, p.remaining_seconds, active, goodput_forecast)
+            continue
         work = samples_by_batch_size(job.batch_size_history, samples_per_epoch=job.samples_per_epoch,
                                      start_sample=0.0, end_sample=job.samples_done, default_batch_size=job.batch_size)
         if forecast and p.remaining_epochs_by_batch_size:
@@ -518,6 +545,20 @@ def lifetime_fair_seconds(snapshot: ClusterSnapshot, predictions: Predictions, *
                                   gpus_per_worker=job.gpus_per_worker) + curve
         out[job.job_id] = seconds_at(curve, share)
     return out
+
+
+def _goodput_fair_seconds(snapshot: ClusterSnapshot, job: JobState, remaining_s: float, active: int,
+                          forecast: goodput.Forecast) -> float:
+    """T_fair of a goodput job, as `lifetime_fair_seconds` does, on its goodput curve (`goodput.lifetime_seconds`)."""
+    elapsed = max(0.0, snapshot.now_s - job.arrival_s)
+    past = contention_so_far(snapshot, job.job_id, default=active)
+    ahead = max(0.0, remaining_s)
+    n_hat = (past * elapsed + active * ahead) / (elapsed + ahead) if elapsed + ahead > 0 else float(active)
+    share = fair_share_gpus(snapshot.total_gpus, n_hat)
+    lo, hi, w = job.min_workers, job.max_workers, job.gpus_per_worker
+    n = min(hi, max(lo, int(share // w)))
+    curve = tuple((k * w, goodput.lifetime_seconds(job, k * w, forecast)) for k in sorted({lo, n, min(hi, n + 1)}))
+    return seconds_at(curve, share)
 
 
 def contention_so_far(snapshot: ClusterSnapshot, job_id: str, *, default: float) -> float:

@@ -7,16 +7,18 @@ the epochs after it are split over the regimes by the posterior mean (`regime_po
 each regime costs its profiled epoch time. When the job's measured time departs from the profile
 by more than `recalibrate_tolerance`, all durations are scaled by the measured ratio
 (`throughput_calibration`). A non-adaptive job, or one that declares a single batch size, is
-forecast at its current batch size, as `current-batch` does.
+forecast at its current batch size, as `current-batch` does. A `goodput` job is forecast by its
+goodput model at its maximum GPUs, the noise scale as it is now (`stretto.core.goodput`).
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from stretto.core import goodput
 from stretto.core.decisions import JobPrediction, Predictions
 from stretto.core.epoch_schedules import samples_by_batch_size, seconds_for
 from stretto.core.predictors.regime_posterior import completed_epochs_by_batch_size, expected_remaining_epochs
@@ -30,6 +32,9 @@ class BayesianRegimeArgs(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     recalibrate_tolerance: float = Field(
         0.4, ge=0.0, description="rescale durations past this relative error of the profile (Shockwave: 0.4)"
+    )
+    goodput_forecast: Literal["profile", "current"] = Field(
+        "profile", description="goodput jobs: the noise scale ahead as the profile's epochs have it, or as it is now"
     )
 
 
@@ -64,7 +69,24 @@ def remaining_samples_by_batch_size(job: JobState) -> dict[int, float]:
     return out
 
 
-def predict_job(job: JobState, *, tolerance: float) -> JobPrediction:
+def predict_goodput_job(job: JobState, forecast: goodput.Forecast = "profile") -> JobPrediction:
+    """Remaining time at the goodput-best batch on the job's fastest GPU count (`goodput_forecast`'s noise)."""
+    remaining_s = goodput.fastest_remaining_seconds(job, forecast)
+    return JobPrediction(
+        job_id=job.job_id,
+        remaining_samples=job.remaining_samples,
+        remaining_seconds=remaining_s,
+        remaining_seconds_ideal=remaining_s,
+        isolated_seconds=goodput.job_seconds(job, job.max_gpus, 0.0, job.progress_fraction, foresight=True)
+        + remaining_s,
+        remaining_epochs_by_batch_size=MappingProxyType(
+            {job.batch_size: job.remaining_samples / job.samples_per_epoch}),
+    )
+
+
+def predict_job(job: JobState, *, tolerance: float, goodput_forecast: goodput.Forecast = "profile") -> JobPrediction:
+    if job.goodput_adaptive:
+        return predict_goodput_job(job, goodput_forecast)
     remaining = remaining_samples_by_batch_size(job)
     done = samples_by_batch_size(
         job.batch_size_history,
@@ -107,7 +129,9 @@ class BayesianRegimePredictor:
 
     def predict(self, snapshot: ClusterSnapshot) -> Predictions:
         tolerance = self.args.recalibrate_tolerance
-        return Predictions({j.job_id: predict_job(j, tolerance=tolerance) for j in snapshot.jobs})
+        forecast = self.args.goodput_forecast
+        return Predictions({j.job_id: predict_job(j, tolerance=tolerance, goodput_forecast=forecast)
+                            for j in snapshot.jobs})
 
 
 def build(args: BayesianRegimeArgs) -> BayesianRegimePredictor:
