@@ -45,7 +45,11 @@ The prior for a job:
   predicts exactly s times the reference rate at the ideal point:
   α = log s / Σ log⁺(ideal / reference) over those axes. With a speedup known, the elasticities'
   sd becomes 0.2: a declared number is informative, not exact. A speedup with no such axis
-  above the reference cannot be placed and is ignored.
+  above the reference cannot be placed and is ignored. An axis the speedup does not shape (its
+  ideal at or below the reference share, no gain, or no ideal known, which then is the reference
+  share) gets elasticity 1 below its ideal, sd 0.2: a declared ideal means "below this the job
+  slows" (Synergy's ideal demand is the smallest allocation that reaches the best throughput), and
+  a flat axis would show every allocation below it as free.
 
 The posterior is a Gaussian over φ (the EM fixed point and its precision), so the point estimate
 is exp of the posterior mean of log y (the posterior median of y), with a credible interval from
@@ -85,6 +89,7 @@ GENERIC_MEMORY_SATURATION = 250.0
 FAMILY_PRIOR_SD = (0.3, 0.1, 0.25, 0.2, 0.2)
 GENERIC_PRIOR_SD = (1.5, 0.15, 0.3, 0.4, 0.3)
 DECLARED_ELASTICITY_SD = 0.2
+BELOW_IDEAL_ELASTICITY = 1.0  # a declared job below an ideal the speedup does not shape: proportionally slower
 
 NOISE_SCALE = 0.1  # prior noise sd of log-throughput: a 10 % report-to-report spread
 NOISE_FLOOR = 0.02  # no telemetry is steadier than 2 %, however many reports agree
@@ -187,6 +192,16 @@ def job_prior(
             mean[index] = alpha if span > 0 else 0.0
             if speedup is not None or summary is not None:
                 sd[index] = DECLARED_ELASTICITY_SD
+        # An axis the speedup cannot shape (its ideal at or below the reference, no gain, or unknown) would read
+        # flat, so a packer would see everything below the ideal as free: it slows in proportion below its ideal
+        # instead (Synergy's ideal is the smallest allocation reaching the best rate), an unknown ideal being
+        # the reference share.
+        if mean[3] <= 0:
+            cpu_sat = cpu_sat if cpu_known else reference_cpu_per_gpu
+            mean[3], sd[3] = BELOW_IDEAL_ELASTICITY, DECLARED_ELASTICITY_SD
+        if mean[4] <= 0:
+            mem_sat = mem_sat if mem_known else reference_memory_gib_per_gpu
+            mean[4], sd[4] = BELOW_IDEAL_ELASTICITY, DECLARED_ELASTICITY_SD
     return ThroughputPrior(
         curve=curve, mean=tuple(mean), sd=tuple(sd), cpu_saturation=float(cpu_sat),
         memory_saturation=float(mem_sat), reference_cpu_per_gpu=reference_cpu_per_gpu,

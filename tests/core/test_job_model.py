@@ -255,7 +255,10 @@ def test_declared_ideal_cpus_and_speedup_shape_the_generic_prior() -> None:
     assert at(9.0) / at(REFERENCE_CPU_PER_GPU) == pytest.approx(2.4)
     assert at(24.0) == pytest.approx(at(9.0))  # no gain past the declared ideal
     assert at(1.5) / at(REFERENCE_CPU_PER_GPU) == pytest.approx(0.5**alpha)
-    assert model.coefficients["memory"] == 0.0  # memory not declared and generic: no memory effect
+    # Memory not declared and generic: its ideal is the reference share, slower in proportion below it, no gain above.
+    assert model.coefficients["memory"] == 1.0 and model.prior.memory_saturation == REFERENCE_MEMORY_GIB_PER_GPU
+    assert model.throughput(256, 1, 9.0, 250.0) == pytest.approx(model.throughput(256, 1, 9.0, 62.5))
+    assert model.throughput(256, 1, 9.0, 20.83) == pytest.approx(model.throughput(256, 1, 9.0, 62.5) * 20.83 / 62.5)
     sens = model.as_profile().sensitivity
     assert sens is not None
     assert sens.ideal_cpu_per_gpu == 9.0 and sens.ideal_speedup == pytest.approx(2.4)
@@ -301,11 +304,28 @@ def test_an_impossible_declaration_is_refused(declared: dict[str, float]) -> Non
         job_prior(model="x", **declared)
 
 
-def test_speedup_with_an_ideal_at_the_reference_share_is_ignored() -> None:
+def test_speedup_with_an_ideal_at_the_reference_share_is_ignored_but_below_the_ideal_is_slower() -> None:
     model = JobThroughputModel(job_prior(model="x", ideal_cpus_per_gpu=2.0, ideal_memory_gib_per_gpu=62.5,
                                          speedup=3.0))
-    assert model.coefficients["cpu"] == 0.0 and model.coefficients["memory"] == 0.0
-    assert model.throughput(256, 1, 1.0, 62.5) == model.throughput(256, 1, 24.0, 62.5)
+    assert model.coefficients["cpu"] == 1.0 and model.coefficients["memory"] == 1.0  # no axis to put 3x on
+    assert model.throughput(256, 1, 2.0, 62.5) == model.throughput(256, 1, 24.0, 250.0)  # no gain past the ideal
+    assert model.throughput(256, 1, 1.0, 62.5) == pytest.approx(model.throughput(256, 1, 2.0, 62.5) / 2)
+    grid = model.as_profile().sensitivity
+    assert grid is not None and (grid.ideal_cpu_per_gpu, grid.ideal_memory_gib_per_gpu) == (2.0, 62.5)
+
+
+def test_a_declared_ideal_at_the_reference_share_never_reads_less_as_free() -> None:
+    """The defect: memory declared at the reference share had elasticity 0, so the grid's ideal was 20.83 GiB."""
+    model = JobThroughputModel(job_prior(model="x", batch_size=128, ideal_cpus_per_gpu=4.0,
+                                         ideal_memory_gib_per_gpu=62.5, speedup=1.15))
+    # CPU carries the speedup: alpha = log 1.15 / log(4/3) = 0.4858; memory cannot, so it gets 1 below 62.5.
+    assert model.coefficients["cpu"] == pytest.approx(0.48582, abs=1e-5) and model.coefficients["memory"] == 1.0
+    grid = model.as_profile().sensitivity
+    assert grid is not None
+    # By hand: (min(c, 4) / 3)^0.4858 * min(m, 62.5) / 62.5; best 1.15 from (4, 62.5) on; (3, 62.5) is 1.0 < 0.99 * 1.15.
+    assert (grid.ideal_cpu_per_gpu, grid.ideal_memory_gib_per_gpu) == (4.0, 62.5)
+    assert grid.ideal_speedup == pytest.approx(1.15)
+    assert grid.factor(4.0, 20.83) == pytest.approx(1.15 * 20.83 / 62.5)  # 0.383, not 1.15
 
 
 def test_declared_prior_still_learns_a_different_elasticity() -> None:
