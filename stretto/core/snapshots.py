@@ -137,6 +137,8 @@ class JobState:
     tenant: str = ""
     weight: float = 1.0
     adaptation: AdaptationMode = AdaptationMode.NONE
+    # CPUs per GPU to run at while its CPU sensitivity is profiled, by preference (stretto.core.profiling)
+    probe_cpus_per_gpu: tuple[float, ...] = ()
     attained_gpu_seconds: float = 0.0
     run_seconds: float = 0.0
     first_start_s: float | None = None

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import MappingProxyType
 
+import numpy as np
+
 from stretto.core.decisions import Placement, ShareRequest, Shares
-from stretto.core.packers.node_ledger import NodeLedger
+from stretto.core.packers.node_ledger import EPS, NodeLedger
 from stretto.core.snapshots import ClusterSnapshot, JobState
 
 # (job, request, ledger) -> None if placed (committed to the ledger), else the reason it waits
@@ -22,6 +24,47 @@ def place_with_demand(job: JobState, request: ShareRequest, ledger: NodeLedger, 
         return no_room
     ledger.commit(job.job_id, plan, gpus_per_worker=job.gpus_per_worker, cpus=cpus, memory=memory)
     return None
+
+
+def place_probe(job: JobState, request: ShareRequest, ledger: NodeLedger, cpu_per_gpu: float) -> bool:
+    """All the job's workers at a profiling probe's CPUs per GPU (`JobState.probe_cpus_per_gpu`), or nothing.
+
+    Memory is the proportional share (profiling does not probe memory). CPUs above the proportional
+    share come only out of a node's slack (what it has free beyond the proportional share of each
+    free GPU, as `synergy_tune.reserved_demand`), so a probe never takes CPUs a free GPU's job would
+    be promised. A probe is given exactly or not at all: a restart at a point the search did not ask
+    for teaches it nothing it can use.
+    """
+    gpw = job.gpus_per_worker
+    workers = request.gpus // gpw
+    want = cpu_per_gpu * gpw
+    slack = np.maximum(0.0, ledger.free_cpus - ledger.cpu_per_gpu * ledger.free_gpus) / workers
+    cpus = np.where(want <= ledger.cpu_per_gpu * gpw + slack + EPS, want, np.inf)
+    memory = ledger.memory_per_gpu * gpw
+    plan = ledger.find(workers=workers, gpus_per_worker=gpw, cpus=cpus, memory=memory)
+    if plan is None:
+        return False
+    ledger.commit(job.job_id, plan, gpus_per_worker=gpw, cpus=cpus, memory=memory)
+    return True
+
+
+def _runs_at(job: JobState, ledger: NodeLedger, have: int, request: ShareRequest, cpu_per_gpu: float) -> bool:
+    """The job keeps all the workers it is asked for, every one at `cpu_per_gpu`."""
+    return have * job.gpus_per_worker == request.gpus and all(
+        abs(w.cpus / w.share - cpu_per_gpu) <= 1e-6 for w in ledger.placed.get(job.job_id, []))
+
+
+def _place_at_a_probe(job: JobState, request: ShareRequest, ledger: NodeLedger, have: int) -> bool:
+    """The first of the job's probes it can be given, its kept workers given up; False: none (nothing changed)."""
+    for cpu in job.probe_cpus_per_gpu:
+        if _runs_at(job, ledger, have, request, cpu):
+            return False
+        before = ledger.checkpoint()
+        ledger.release(job.job_id)
+        if place_probe(job, request, ledger, cpu):
+            return True
+        ledger.restore(before)
+    return False
 
 
 def gpu_shortage_reason(request: ShareRequest, ledger: NodeLedger) -> str:
@@ -64,6 +107,11 @@ def place_in_order(snapshot: ClusterSnapshot, shares: Shares, place: PlaceFn) ->
     Where workers cannot move, every requested job first keeps its running workers (up to its new
     count) where they are, and `place` then sees only the workers it gains. A job that cannot gain
     them runs on what it kept if that meets its minimum; otherwise it waits.
+
+    A job under profiling (`JobState.probe_cpus_per_gpu`, `stretto.core.profiling`) is first placed
+    whole at the first of its probes that fits (`place_probe`), its kept workers given up: a new CPU
+    size is a new worker. If none fits, or it already runs at one, the round goes on as if none was
+    asked (its workers stay as they were).
     """
     ledger = NodeLedger.for_snapshot(snapshot)
     valid, unplaced = valid_requests(snapshot, shares)
@@ -76,6 +124,8 @@ def place_in_order(snapshot: ClusterSnapshot, shares: Shares, place: PlaceFn) ->
                 kept[job.job_id] = ledger.keep(job.job_id, same_shape, request.gpus // job.gpus_per_worker)
     for job, request in valid:
         have = kept.get(job.job_id, 0)
+        if job.probe_cpus_per_gpu and _place_at_a_probe(job, request, ledger, have):
+            continue
         gain = request.gpus - have * job.gpus_per_worker
         if gain == 0:
             continue
