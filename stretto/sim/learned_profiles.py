@@ -14,6 +14,10 @@ a learned run and the oracle run is what not knowing a job costs the policy.
 - "learned-unknown": the family name is hidden, the prior is the generic data-parallel curve (a
   user's "llama-finetune"), and the first reports must settle the level.
 
+With `profiling`, a job whose CPU/memory sensitivity nobody knows is profiled as the operator will
+profile it (`stretto.core.profiling.advance_profiling` after each report): the search's next CPUs per
+GPU go to the packer in the snapshot, and once the knee is found it becomes the model's prior.
+
 The profile is built by `job_profile`, the function the operator's round reads, and cached until the
 job's next report, as the operator's cache keys on the stored posterior: a job that did not run
 costs nothing, one that ran costs one refit.
@@ -30,6 +34,7 @@ from typing import Literal
 
 from stretto.core.job_model import JobThroughputModel, job_prior, job_profile
 from stretto.core.profiles import ModelProfile, ProfileBook
+from stretto.core.profiling import advance_profiling
 
 JobModelView = Literal["oracle", "learned", "learned-unknown"]
 JOB_MODEL_VIEWS: tuple[JobModelView, ...] = ("oracle", "learned", "learned-unknown")
@@ -74,16 +79,19 @@ class LearnedJob:
     min_workers: int
     max_workers: int
     profile: ModelProfile | None = None
+    probes: tuple[float, ...] = ()  # CPUs per GPU the profiling search asks for next round, by preference
     reports: list[tuple[int, int, float, float, float]] = field(default_factory=list)  # what it was told
 
 
 class LearnedProfiles:
     """Every job's learned model in one simulation; the simulator asks `profile` and tells `observe`."""
 
-    def __init__(self, book: ProfileBook, *, hide_family: bool, noise: ReportNoiseModel) -> None:
+    def __init__(self, book: ProfileBook, *, hide_family: bool, noise: ReportNoiseModel,
+                 profiling: bool = False) -> None:
         self.book = book
         self.hide_family = hide_family
         self.noise = noise
+        self.profiling = profiling
         self._jobs: dict[str, LearnedJob] = {}
 
     def add(self, job_id: str, *, model: str, batch_size: int, samples_per_epoch: float,
@@ -110,9 +118,15 @@ class LearnedProfiles:
         job.model = job.model.observe(gpus=gpus, batch_size=batch_size, samples_per_second=reported,
                                       cpu_per_gpu=cpu_per_gpu if cpu_per_gpu > 0 else None,
                                       memory_gib_per_gpu=memory_gib_per_gpu if memory_gib_per_gpu > 0 else None)
+        if self.profiling:
+            job.model, job.probes = advance_profiling(job.model)
         job.reports.append((gpus, batch_size, cpu_per_gpu, memory_gib_per_gpu, reported))
         job.profile = None
         return reported
+
+    def probes(self, job_id: str) -> tuple[float, ...]:
+        """The CPUs per GPU its profiling asks the packer for next round, by preference; () when not profiling."""
+        return self._jobs[job_id].probes
 
     def model(self, job_id: str) -> JobThroughputModel:
         return self._jobs[job_id].model

@@ -22,6 +22,9 @@ second, and a shared GPU counts once in utilisation (half for each job).
 What the core is told about a job is `SimulationConfig.job_model`: its true profile ("oracle", the
 default), or the throughput posterior the live operator would hold, learned from one noisy report
 per round it ran (`stretto.sim.learned_profiles`); the truth drives progress and metrics either way.
+With `profiling`, a job nobody knows is profiled (`stretto.core.profiling`) and one whose CPU or
+memory per GPU changed pays `resize_overhead_s`: we model a probe as new workers at the new size (a
+restart from checkpoint), not an in-place pod resize.
 """
 
 from __future__ import annotations
@@ -94,6 +97,11 @@ class SimulationConfig(BaseModel):
         0.05, ge=0, le=1, description="learned: share of reports that are outliers (x0.3-x3, log-uniform)"
     )
     report_seed: int = Field(0, description="learned: seed of the reports' noise (each job its own stream)")
+    profiling: bool = Field(
+        False, description="learned: profile the CPU knee of each job whose CPU/memory sensitivity is unknown "
+        "(stretto.core.profiling); a job whose CPU or memory per GPU changed pays resize_overhead_s (a new worker size "
+        "is a new worker: workers are re-created at the probe, not resized in place)"
+    )
 
 
 @dataclass(slots=True)
@@ -203,6 +211,12 @@ def goodput_seconds(progress: JobProgress, profiles: ProfileBook, gpus: int) -> 
     return seconds * progress.total_samples / model.total_progress
 
 
+def _resized(before: JobAllocation, after: JobAllocation) -> bool:
+    """Whether a job's CPUs or memory per GPU changed since last round: new workers of another size."""
+    return (abs(before.cpu_per_gpu - after.cpu_per_gpu) > 1e-6
+            or abs(before.memory_gib_per_gpu - after.memory_gib_per_gpu) > 1e-6)
+
+
 def isolated_seconds(progress: JobProgress, profiles: ProfileBook) -> float:
     """The job alone on its requested GPUs at the GPU-proportional share, no overheads."""
     if progress.spec.adaptation.mode is AdaptationMode.GOODPUT:
@@ -273,11 +287,14 @@ class Simulator:
             )
             self.jobs.append(JobProgress(spec, schedule, spec.epochs * per_epoch, float(per_epoch)))
         self.learned: LearnedProfiles | None = None
+        if config.profiling and config.job_model == "oracle":
+            raise ValueError("profiling needs a learned job model: the oracle already knows every sensitivity")
         if config.job_model != "oracle":
             self.learned = LearnedProfiles(
                 profiles, hide_family=config.job_model == "learned-unknown",
                 noise=ReportNoiseModel(noise=config.report_noise, outlier_fraction=config.report_outlier_fraction,
                                        seed=config.report_seed),
+                profiling=config.profiling,
             )
             for p in self.jobs:
                 self.learned.add(p.spec.id, model=p.spec.model, batch_size=p.spec.batch_size,
@@ -300,6 +317,7 @@ class Simulator:
                 job_id=p.spec.id,
                 model=p.spec.model,
                 profile=self.belief(p),
+                probe_cpus_per_gpu=() if self.learned is None else self.learned.probes(p.spec.id),
                 arrival_s=p.spec.arrival_s,
                 total_samples=p.total_samples,
                 samples_per_epoch=p.samples_per_epoch,
@@ -501,6 +519,7 @@ class Simulator:
                     lost = (
                         self.config.restore_overhead_s if before is None
                         else self.config.resize_overhead_s if before.gpus != allocation.gpus
+                        or (self.config.profiling and _resized(before, allocation))
                         else self.config.restore_overhead_s if moved else 0.0
                     )
                     self._advance(by_id[job_id], allocation, now, lost, None if partner is None else keys[partner],

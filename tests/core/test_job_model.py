@@ -322,7 +322,7 @@ def test_a_declared_ideal_at_the_reference_share_never_reads_less_as_free() -> N
     assert model.coefficients["cpu"] == pytest.approx(0.48582, abs=1e-5) and model.coefficients["memory"] == 1.0
     grid = model.as_profile().sensitivity
     assert grid is not None
-    # By hand: (min(c, 4) / 3)^0.4858 * min(m, 62.5) / 62.5; best 1.15 from (4, 62.5) on; (3, 62.5) is 1.0 < 0.99 * 1.15.
+    # By hand: (min(c, 4) / 3)^0.4858 * min(m, 62.5) / 62.5; best 1.15 from (4, 62.5) on; (3, 62.5): 1.0 < 0.99 * 1.15.
     assert (grid.ideal_cpu_per_gpu, grid.ideal_memory_gib_per_gpu) == (4.0, 62.5)
     assert grid.ideal_speedup == pytest.approx(1.15)
     assert grid.factor(4.0, 20.83) == pytest.approx(1.15 * 20.83 / 62.5)  # 0.383, not 1.15
