@@ -52,6 +52,7 @@ PROBE_AXIS = tuple(c for c in DEFAULT_CPU_AXIS if c <= GENERIC_CPU_SATURATION)
 TOLERANCE = 0.10  # Synergy's walk: within 10 % of a point counts as the same throughput
 MAX_RESTARTS = 8  # CPU changes while profiling: the axis has 8 points, so a clean search needs at most 8
 SAME_CPU = 1e-6
+DOWN_STEP = 0.5  # the first probe halves the CPUs, as Synergy's walk does
 PROFILED_SOURCE = "CPU knee profiled"
 
 
@@ -103,7 +104,7 @@ def knee_search(model: JobThroughputModel, *, axis: tuple[float, ...] = PROBE_AX
     above = any(c > knee for c in points)
     probe: float | None = None
     if below is None:
-        down = [a for a in axis if a <= knee / 2 + SAME_CPU] or [a for a in axis if a < knee - SAME_CPU][:1]
+        down = [a for a in axis if a <= knee * DOWN_STEP + SAME_CPU] or [a for a in axis if a < knee - SAME_CPU][:1]
         probe = down[-1] if down else None
     elif not above:
         up = [a for a in axis if a >= 2 * knee - SAME_CPU] or [a for a in axis if a > knee + SAME_CPU][-1:]

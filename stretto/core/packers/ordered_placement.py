@@ -45,6 +45,8 @@ def place_probe(job: JobState, request: ShareRequest, ledger: NodeLedger, cpu_pe
     if plan is None:
         return False
     ledger.commit(job.job_id, plan, gpus_per_worker=gpw, cpus=cpus, memory=memory)
+    for worker in ledger.placed[job.job_id]:
+        worker.pinned = True  # the probe's size is the measurement: no revert or top-up may change it this round
     return True
 
 
