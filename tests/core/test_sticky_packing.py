@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from stretto.core.builders import CPU_HUNGRY, make_job, make_nodes, make_profile, make_snapshot
 from stretto.core.decisions import ShareRequest, Shares
-from stretto.core.registries import builtin_packers, builtin_policies
+from stretto.core.profiles import ResourceSensitivity
+from stretto.core.registries import PluginSpec, builtin_packers, builtin_policies
 from stretto.core.rounds import RoundConfig, build_plugins, run_round
 from stretto.core.snapshots import JobAllocation, WorkerPlacement
 
@@ -171,3 +172,35 @@ def test_a_pinned_hungry_job_does_not_strand_the_gpus_beside_it() -> None:
                   previous, nodes=nodes)
     assert not second.unplaced
     assert sum(x.gpus for x in second.allocations) == 4
+
+
+VERY_HUNGRY = ResourceSensitivity(
+    cpu_per_gpu=(1.0, 3.0, 12.0), memory_gib_per_gpu=(25.0, 100.0),
+    relative_throughput=((0.3, 0.4), (0.5, 1.0), (0.5, 3.0)),
+    ideal_cpu_per_gpu=12.0, ideal_memory_gib_per_gpu=100.0, ideal_speedup=3.0,
+)
+LIGHT = ResourceSensitivity(
+    cpu_per_gpu=(1.0, 3.0), memory_gib_per_gpu=(25.0, 100.0), relative_throughput=((1.0, 1.0), (1.0, 1.0)),
+    ideal_cpu_per_gpu=1.0, ideal_memory_gib_per_gpu=25.0, ideal_speedup=1.0,
+)
+
+
+@pytest.mark.parametrize(("light_gpus", "top_up", "expected"), [
+    (3, True, 9.0),   # no GPU left free: all 12 - 3 (light) = 9 CPUs are a's
+    (2, True, 7.0),   # one GPU free keeps its 3 CPUs: a gets 12 - 2 - 3 = 7
+    (3, False, 3.0),  # without the pass: the proportional share a was given when it was placed first
+])
+def test_new_workers_take_the_slack_the_round_leaves(light_gpus: int, top_up: bool, expected: float) -> None:
+    # 4 GPUs, 12 CPUs, 400 GiB. a (1 GPU, ideal 12 CPUs) is placed first, when the free GPUs' shares leave no
+    # slack: 3 CPUs. The light job after it takes 1 CPU per GPU, so once the round is placed there is slack.
+    nodes = make_nodes(1, gpus=4, cpus=12, memory_gib=400)
+    jobs = [make_job("a", profile=make_profile("a", sensitivity=VERY_HUNGRY)),
+            make_job("l", gpus=light_gpus, profile=make_profile("l", sensitivity=LIGHT))]
+    snapshot = make_snapshot(jobs, nodes=nodes, workers_can_move=False)
+    shares = Shares((ShareRequest("a", 1), ShareRequest("l", light_gpus)))
+    packer = builtin_packers().build(PluginSpec(name="synergy-tune", args={"top_up": top_up}))
+    got = {x.job_id: x for x in packer.pack(snapshot, shares).allocations}
+    assert got["a"].workers[0].cpus == expected
+    assert [w.cpus for w in got["l"].workers] == [1.0] * light_gpus  # never less than it was given
+    used = sum(w.cpus for x in got.values() for w in x.workers)
+    assert 12 - used >= 3.0 * (4 - 1 - light_gpus) - 1e-9  # every free GPU keeps its proportional share

@@ -27,12 +27,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
+from pydantic import Field
 
 from stretto.core.colocation import CoLocationTable
 from stretto.core.decisions import Placement, ShareRequest, Shares
 from stretto.core.packers.gpu_sharing import GpuSharing, GpuSharingArgs, colocation_for
 from stretto.core.packers.node_ledger import EPS, NodeLedger
 from stretto.core.packers.ordered_placement import place_in_order
+from stretto.core.packers.slack_top_up import top_up_new_workers
 from stretto.core.packers.synergy_greedy import place_ideally
 from stretto.core.packers.worker_demand import exceeds_proportional, ideal_demand, lowered_demand, proportional_demand
 from stretto.core.snapshots import ClusterSnapshot, JobState
@@ -42,7 +44,10 @@ NO_ROOM = "no node set has room even after reverting peers to their proportional
 
 
 class SynergyTuneArgs(GpuSharingArgs):
-    pass
+    top_up: bool = Field(
+        True, description="where workers cannot move: new workers take the slack the placed round left, up to "
+        "their ideal (stretto.core.packers.slack_top_up)"
+    )
 
 
 ARGS = SynergyTuneArgs
@@ -173,7 +178,11 @@ class SynergyTunePacker:
         if self.colocation is not None:
             sharing = GpuSharing.of(self.colocation, self.args, (ideal_demand, lowered_demand))
             return sharing.pack(snapshot, shares, place)
-        return place_in_order(snapshot, shares, place)[1]
+        ledger, placement = place_in_order(snapshot, shares, place)
+        if snapshot.workers_can_move or not self.args.top_up:
+            return placement
+        top_up_new_workers(snapshot, shares, ledger)
+        return Placement(ledger.allocations(), placement.unplaced)
 
 
 def build(args: SynergyTuneArgs) -> SynergyTunePacker:
