@@ -8,7 +8,11 @@ held-out seeds 1-6. Each workload runs three ways (`SimulationConfig.job_model`)
 * learned: the core sees the throughput posterior the live operator keeps (`stretto.core.job_model`),
   from the job's family prior, fed one report per round it ran at the allocation it held, drawn from
   the truth with noise (`--noise`, relative sd) and outliers (`--outliers`, x0.3-x3);
-* learned-unknown: the same with the model name hidden, so the generic data-parallel prior is used.
+* learned-unknown: the same with the model name hidden, so the generic data-parallel prior is used;
+* learned-unknown+profiling: the same, each job's CPU knee profiled (`SimulationConfig.profiling`,
+  `stretto.core.profiling`): one probe per round at the CPUs per GPU the search asks for, each CPU or
+  memory change charged `resize_overhead_s` (20 s on the elastic seeds, 0 on the demo, as its settings
+  charge no restart either).
 
 The truth drives progress either way. Each learned run is repeated for every `--report-seeds` (the
 reports' noise), as one report more or less can move one job's tail and the makespan with it.
@@ -25,7 +29,7 @@ points above the oracle's. Points, not 5 % of the fraction: one job of 40 is 2.5
 demo's 20 is 5), so 5 % of a 25 % fraction would be a twentieth of a job.
 
     .venv/bin/python bench/bench_learned_model.py [--seeds 1 2 3 4 5 6] [--report-seeds 0 1 2]
-        [--noise 0.1] [--outliers 0.05]
+        [--noise 0.1] [--outliers 0.05] [--views learned learned-unknown learned-unknown+profiling]
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ PEERS = ROOT / ".." / "shared" / "data" / "peers"
 DEMO = ROOT / "manifests" / "demo" / "workload.jsonl"
 POLICY, PACKER, PREDICTOR = "stretto", "synergy-tune", "bayesian-regime"
 TUNED_ON = (100, 101, 102)  # bench_elastic_fair: stretto's elastic defaults were chosen on these
-LEARNED = ("learned", "learned-unknown")
+LEARNED = ("learned", "learned-unknown", "learned-unknown+profiling")
 MAX_RATIO = 1.05
 MAX_UNFAIR_POINTS = 5.0
 
@@ -111,12 +115,12 @@ def simulate(w: Workload, config: SimulationConfig, simulator: type[Simulator] =
     return s, time.perf_counter() - start
 
 
-HEAD = (f"{'':34} {'makespan h':>10} {'avg JCT h':>9} {'unfair %':>8} {'mk ratio':>8} {'JCT ratio':>9} "
+HEAD = (f"{'':42} {'makespan h':>10} {'avg JCT h':>9} {'unfair %':>8} {'mk ratio':>8} {'JCT ratio':>9} "
         f"{'unfair pts':>10} {'wall s':>6}")
 
 
 def row(label: str, s: Summary, oracle: Summary, wall: float) -> str:
-    return (f"{label:34} {s.makespan_s / 3600:10.3f} {s.avg_jct_s / 3600:9.3f} {100 * s.unfair_fraction:8.1f} "
+    return (f"{label:42} {s.makespan_s / 3600:10.3f} {s.avg_jct_s / 3600:9.3f} {100 * s.unfair_fraction:8.1f} "
             f"{s.makespan_s / oracle.makespan_s:8.3f} {s.avg_jct_s / oracle.avg_jct_s:9.3f} "
             f"{100 * (s.unfair_fraction - oracle.unfair_fraction):+10.1f} {wall:6.1f}")
 
@@ -139,6 +143,7 @@ def main() -> None:
     parser.add_argument("--report-seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--noise", type=float, default=SimulationConfig().report_noise)
     parser.add_argument("--outliers", type=float, default=SimulationConfig().report_outlier_fraction)
+    parser.add_argument("--views", nargs="+", choices=LEARNED, default=list(LEARNED))
     args = parser.parse_args()
     print(describe(), f"| {load()}")
     print(f"{POLICY} × {PACKER}, predictor {PREDICTOR}; reports: noise sd {args.noise:g}, outliers "
@@ -154,26 +159,28 @@ def main() -> None:
         print(row("oracle, CPU/memory hidden", blind, oracle, wall), flush=True)
         diagnosis[w.label] = gaps([blind], oracle)
         verdicts[w.label] = {}
-        for view in LEARNED:
+        for view in args.views:
             runs = []
             for seed in args.report_seeds:
-                config = w.config.model_copy(update={"job_model": view, "report_noise": args.noise,
-                                                     "report_outlier_fraction": args.outliers, "report_seed": seed})
+                job_model, _, profiling = view.partition("+")
+                config = w.config.model_copy(update={"job_model": job_model, "report_noise": args.noise,
+                                                     "report_outlier_fraction": args.outliers, "report_seed": seed,
+                                                     "profiling": bool(profiling)})
                 s, wall = simulate(w, config)
                 runs.append(s)
                 print(row(f"{view}, report seed {seed}", s, oracle, wall), flush=True)
             gap = verdicts[w.label][view] = gaps(runs, oracle)
-            print(f"{view + ' (mean)':34} {'':10} {'':9} {'':8} {gap[0]:8.3f} {gap[1]:9.3f} {gap[2]:+10.1f}  "
+            print(f"{view + ' (mean)':42} {'':10} {'':9} {'':8} {gap[0]:8.3f} {gap[1]:9.3f} {gap[2]:+10.1f}  "
                   + ("met" if met(gap) else "MISSED"), flush=True)
     print(f"\nsummary (mean over report seeds) [{load()}]")
-    print(f"{'':16} " + " ".join(f"{view + ' mk / JCT / pts':>32}" for view in LEARNED)
+    print(f"{'':16} " + " ".join(f"{view + ' mk / JCT / pts':>42}" for view in args.views)
           + f" {'(CPU/memory hidden)':>26}")
     for label, by_view in verdicts.items():
         cells = [f"{g[0]:6.3f} / {g[1]:6.3f} / {g[2]:+5.1f} {'met' if met(g) else 'MISSED':>6}"
                  for g in by_view.values()]
         d = diagnosis[label]
-        print(f"{label:16} " + " ".join(f"{c:>32}" for c in cells) + f" {d[0]:8.3f} / {d[1]:6.3f} / {d[2]:+5.1f}")
-    for view in LEARNED:
+        print(f"{label:16} " + " ".join(f"{c:>42}" for c in cells) + f" {d[0]:8.3f} / {d[1]:6.3f} / {d[2]:+5.1f}")
+    for view in args.views:
         all_gaps = [by_view[view] for by_view in verdicts.values()]
         n = len(all_gaps)
         mean = tuple(sum(g[i] for g in all_gaps) / n for i in range(3))

@@ -132,6 +132,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="learned: relative sd of each report's noise (default 0.1)")
     p.add_argument("--report-outliers", type=float, default=None, metavar="FRACTION",
                    help="learned: share of reports that are outliers, x0.3-x3 the true rate (default 0.05)")
+    p.add_argument("--profiling", action="store_true",
+                   help="learned: profile the CPU knee of each job whose CPU/memory sensitivity is unknown, one probe "
+                   "per round (stretto.core.profiling); each CPU or memory change costs --resize-overhead")
     p.add_argument("--seed", type=int, default=0, help="seed for generated workloads and for the reports' noise")
     p.add_argument("--out", type=Path, default=None, help="folder for results.json, per-job CSVs and plots")
     p.set_defaults(func=run)
@@ -179,6 +182,8 @@ def _job_model_options(args: argparse.Namespace) -> dict[str, object]:
         options["report_noise"] = args.report_noise
     if getattr(args, "report_outliers", None) is not None:
         options["report_outlier_fraction"] = args.report_outliers
+    if getattr(args, "profiling", False):
+        options["profiling"] = True
     return options
 
 
@@ -304,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
     oracle = any(p.predictor.oracle for p in plugins.values())
     predictor_label = f"{args.predictor} (oracle)" if oracle else args.predictor
     if config.job_model != "oracle":
-        predictor_label += f"; job model {config.job_model}"
+        predictor_label += f"; job model {config.job_model}" + (", CPU knees profiled" if config.profiling else "")
     console.print(summary_tables(rows, predictor_label, oracle=oracle))
     if args.out is not None:
         out: Path = args.out
@@ -323,6 +328,7 @@ def run(args: argparse.Namespace) -> int:
                     "workers_can_move": config.workers_can_move,
                     "batch_switch": config.batch_switch,
                     "job_model": config.job_model,
+                    "profiling": config.profiling,
                     "jobs": len(workload),
                     "gpus": sum(n.gpus for n in nodes),
                 }
