@@ -146,16 +146,14 @@ class JobState:
     batch_size_history: tuple[tuple[int, int], ...] = ()
     planned_batch_sizes: tuple[tuple[int, int], ...] = ()
     batch_size_options: tuple[int, ...] = ()
+    batch_size_range: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-    batch_size_range: tuple[int, int] | None = None
         if not 1 <= self.min_workers <= self.max_workers:
             raise ValueError(f"job {self.job_id}: need 1 <= min_workers <= max_workers")
         if self.gpus_per_worker < 1 or self.total_samples <= 0 or self.samples_per_epoch <= 0:
             raise ValueError(f"job {self.job_id}: gpus_per_worker, work and epoch size must be positive")
 
-    @property
-    def min_gpus(self) -> int:
     @property
     def goodput_adaptive(self) -> bool:
         """A `goodput` job whose profile has a goodput model: its batch is the scheduler's choice."""
@@ -165,6 +163,8 @@ class JobState:
     def progress_fraction(self) -> float:
         return min(1.0, self.samples_done / self.total_samples)
 
+    @property
+    def min_gpus(self) -> int:
         return self.min_workers * self.gpus_per_worker
 
     @property
