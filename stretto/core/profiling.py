@@ -155,4 +155,8 @@ def advance_profiling(model: JobThroughputModel) -> tuple[JobThroughputModel, tu
     step = knee_search(model)
     if step.done and step.knee_cpu_per_gpu is not None:
         return profiled(model, step.knee_cpu_per_gpu), ()
+    if step.knee_cpu_per_gpu is not None and model.prior.cpu_saturation != step.knee_cpu_per_gpu:
+        # Meanwhile the grid claims no gain past the best point measured: a job whose up-probe waits for
+        # slack is not granted slack it may not use.
+        model = _refit(model, replace(model.prior, cpu_saturation=step.knee_cpu_per_gpu))
     return model, step.probes
