@@ -43,7 +43,9 @@ class GoodputModel:
     """Throughput by (batch, GPUs) and statistical efficiency by (batch, progress) of one model.
 
     `rates[(batch, gpus)]`: samples/s on the consolidated placement (missing: that batch cannot
-    run on that many GPUs); `placement_rates[(batch, placement)]`: on a measured placement.
+    run on that many GPUs); `placement_rates[(batch, placement)]`: on a measured placement;
+    `shape_rates[(batch, nodes, gpus)]`: on a measured shape (Pollux's means by shape and its
+    scalability runs), for a spread placement that was not measured itself.
     `grad_stats[b]`: per-epoch statistics measured at validated batch b (interpolated linearly
     between validated batches, as Pollux does). `epoch_ends`: cumulative progress (samples at B0)
     at the end of each epoch; the last is the whole run.
@@ -55,6 +57,7 @@ class GoodputModel:
     grad_stats: Mapping[int, GradStats]
     epoch_ends: tuple[float, ...]
     placement_rates: Mapping[tuple[int, tuple[int, ...]], float] = field(default_factory=dict)
+    shape_rates: Mapping[tuple[int, int, int], float] = field(default_factory=dict)
     _tables: dict[tuple[int, int], _Tables] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -98,9 +101,21 @@ class GoodputModel:
         return statistical_efficiency(batch_size, self.init_batch_size, sqr, var)
 
     def throughput_on(self, batch_size: int, gpus_by_node: tuple[int, ...]) -> float:
-        """Samples/s on a placement: measured, else the consolidated rate; 0 where the batch cannot run."""
-        measured = self.placement_rates.get((batch_size, canonical_placement(gpus_by_node)))
-        return measured if measured is not None else self.rates.get((batch_size, sum(gpus_by_node)), 0.0)
+        """Samples/s on a placement: measured; else its shape's (nodes capped at 16, as Pollux), else the nearest
+        measured node count's for its GPUs (more nodes on a tie); else the consolidated rate; 0: cannot run."""
+        placement = canonical_placement(gpus_by_node)
+        measured = self.placement_rates.get((batch_size, placement))
+        if measured is not None:
+            return measured
+        gpus, nodes = sum(placement), min(len(placement), 16)
+        consolidated = self.rates.get((batch_size, gpus), 0.0)
+        if consolidated <= 0 or not self.shape_rates:
+            return consolidated
+        shapes = [n for n in range(1, min(gpus, 16) + 1) if (batch_size, n, gpus) in self.shape_rates]
+        if not shapes:
+            return consolidated
+        nearest = min(shapes, key=lambda n: (abs(n - nodes), -n))
+        return self.shape_rates[(batch_size, nearest, gpus)]
 
     def goodput(self, batch_size: int, gpus: int, fraction: float) -> float:
         """Progress (samples at B0) per second on `gpus` consolidated GPUs."""

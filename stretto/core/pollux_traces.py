@@ -222,11 +222,18 @@ class PolluxApplication:
         batches = tuple(sorted(grid | set(self.validation)))
         rates: dict[tuple[int, int], float] = {}
         on_placement: dict[tuple[int, tuple[int, ...]], float] = {}
+        on_shape: dict[tuple[int, int, int], float] = {}
         for batch in batches:
             for gpus in PROFILE_GPU_COUNTS:
                 config = self.rigid_config(batch, gpus)
                 if config is not None:
                     rates[(batch, gpus)] = config.batch_size / config.step_s
+                    for nodes in range(1, min(gpus, 16) + 1):
+                        times = self.shapes[(nodes, gpus)].at(config.atomic_bsz) if (nodes, gpus) in self.shapes \
+                            else None
+                        if times is not None:
+                            step_s = times[0] + (times[0] - times[1]) * config.accum_steps
+                            on_shape[(batch, nodes, gpus)] = config.batch_size / step_s
             for placement_id, rows in self.placements.items():
                 placement = tuple(int(d) for d in placement_id)
                 config = self.rigid_config(batch, sum(placement))
@@ -239,7 +246,7 @@ class PolluxApplication:
                  for b, epochs in self.validation.items()}
         ends = tuple(self.progress_at(e + 1) * b0 for e in range(self.epochs))
         return GoodputModel(init_batch_size=b0, batch_sizes=batches, rates=rates, grad_stats=stats, epoch_ends=ends,
-                            placement_rates=on_placement)
+                            placement_rates=on_placement, shape_rates=on_shape)
 
     def profile(self, source: str) -> ModelProfile:
         """samples/s for every validated batch × tabulated GPU count that Pollux's traces can run (consolidated),

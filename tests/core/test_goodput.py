@@ -65,3 +65,15 @@ def test_malformed_models_are_refused() -> None:
     with pytest.raises(ValueError, match="every epoch"):
         GoodputModel(init_batch_size=100, batch_sizes=(100,), rates=RATES, grad_stats={100: STATS[:1]},
                      epoch_ends=(1.0, 2.0))
+
+
+def test_a_spread_placement_reads_its_measured_placement_else_its_shape() -> None:
+    rates = {(200, 4): 400.0}
+    m = GoodputModel(init_batch_size=100, batch_sizes=(200,), rates=rates, grad_stats={100: STATS},
+                     epoch_ends=(1000.0, 3000.0), placement_rates={(200, (1, 3)): 300.0},
+                     shape_rates={(200, 1, 4): 400.0, (200, 2, 4): 250.0, (200, 4, 4): 100.0})
+    assert m.throughput_on(200, (4,)) == 400.0  # consolidated
+    assert m.throughput_on(200, (3, 1)) == 300.0  # measured, in its smallest rotation
+    assert m.throughput_on(200, (2, 2)) == 250.0  # unmeasured: its shape (2 nodes, 4 GPUs)
+    assert m.throughput_on(200, (1, 1, 2)) == 100.0  # no 3-node shape: the nearest, more nodes on a tie
+    assert m.throughput_on(100, (2, 2)) == 0.0  # batch 100 cannot run on 4 GPUs
