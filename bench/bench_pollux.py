@@ -52,6 +52,8 @@ POLLUX = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "peers
 WORKLOADS = (1, 2, 3, 4)
 MECHANICS = {"round_seconds": 60, "restore_overhead_s": 30, "resize_overhead_s": 30, "move_costs_restore": True}
 TIRESIAS_ARGS = {"queue_thresholds_gpu_s": [57600.0], "starvation_factor": 0.0, "admit_by_gpu_count": True}
+# Pollux's simulator re-places a job whose GPU count changes (every allocation change restarts it anyway).
+POLLUX_PACKER_ARGS: dict[str, dict] = {"most-free": {"resized_anew": True}}
 # name: (jobs, policy, policy args, predictor args, packer, workers can move)
 ROWS: dict[str, tuple[str, str, dict, dict, str, bool]] = {
     "stretto": ("goodput", "stretto", {}, {}, "most-free", False),
@@ -101,9 +103,9 @@ def main() -> None:
         for row in args.rows:
             jobs_kind, policy, policy_args, predictor_args, packer, can_move = ROWS[row]
             workload = goodput_jobs if jobs_kind == "goodput" else read_pollux_csv(path, book, jobs=jobs_kind)
+            packer_spec = PluginSpec(name=packer, args=POLLUX_PACKER_ARGS.get(packer, {}))
             plugins = build_plugins(RoundConfig(predictor=PluginSpec(name="bayesian-regime", args=predictor_args),
-                                                policy=PluginSpec(name=policy, args=policy_args),
-                                                packer=PluginSpec(name=packer)))
+                                                policy=PluginSpec(name=policy, args=policy_args), packer=packer_spec))
             config = SimulationConfig(**MECHANICS, workers_can_move=can_move)
             start = time.perf_counter()
             result = Simulator(workload=workload, nodes=nodes, profiles=book, plugins=plugins, config=config).run()
@@ -116,7 +118,8 @@ def main() -> None:
             ratios = [a / b for a, b in zip(ours, peer, strict=True)]
             if curves is None:  # the rigid row alone: curves from a goodput run nobody printed
                 curves = Simulator(workload=goodput_jobs, nodes=nodes, profiles=book, plugins=build_plugins(
-                    RoundConfig(policy=PluginSpec(name="elastic"), packer=PluginSpec(name="most-free"))),
+                    RoundConfig(policy=PluginSpec(name="elastic"),
+                                packer=PluginSpec(name="most-free", args=POLLUX_PACKER_ARGS["most-free"]))),
                     config=SimulationConfig(**MECHANICS)).run()
             unfair, peer_unfair = unfair_fraction(curves, jcts), unfair_fraction(curves, peer_jcts)
             solver = summarise(result).solver_p99_s

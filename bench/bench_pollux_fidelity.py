@@ -48,6 +48,10 @@ def figures(jcts: list[float], arrivals: list[float], finishes: list[float]) -> 
     return float(np.mean(jcts)), float(np.percentile(jcts, 99)), max(finishes) - min(arrivals)
 
 
+# Pollux's simulator re-places a job whose GPU count changes (every allocation change restarts it anyway).
+POLLUX_PACKER_ARGS: dict[str, dict] = {"most-free": {"resized_anew": True}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packer", default="most-free")
@@ -71,7 +75,8 @@ def main() -> None:
             peer = figures(list(peer_jcts.values()), list(arrivals.values()),
                            [arrivals[name] + jct for name, jct in peer_jcts.items()])
             plugins = build_plugins(RoundConfig(policy=PluginSpec(name=policy, args=policy_args),
-                                                packer=PluginSpec(name=args.packer)))
+                                                packer=PluginSpec(name=args.packer, args=POLLUX_PACKER_ARGS.get(
+                                                    args.packer, {}))))
             start = time.perf_counter()
             result = Simulator(workload=workload, nodes=nodes, profiles=book, plugins=plugins, config=CONFIG).run()
             wall = time.perf_counter() - start

@@ -242,9 +242,12 @@ def test_most_free_places_a_resized_job_anew() -> None:
     snapshot = make_snapshot([make_job("a", gpus=4, min_workers=1), make_job("b", gpus=2)], nodes=nodes,
                              previous=previous, workers_can_move=False)
     shares = Shares((ShareRequest("b", 2), ShareRequest("a", 3)))
-    packer = builtin_packers().build(PluginSpec(name="most-free"))
+    packer = builtin_packers().build(PluginSpec(name="most-free", args={"resized_anew": True}))
     placed = {a.job_id: a for a in packer.pack(snapshot, shares).allocations}
     assert placed["a"].nodes == ("n1",) and placed["a"].gpus == 3
+    # by default (a live cluster) a grows where it runs: its worker on n0 stays, 2 new ones beside it
+    kept = {a.job_id: a for a in builtin_packers().build("most-free").pack(snapshot, shares).allocations}
+    assert kept["a"].workers[0] == on_n0[0] and kept["a"].gpus == 3
     assert not _moved(previous["b"], placed["b"])  # b kept its GPUs
 
 

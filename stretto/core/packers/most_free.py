@@ -4,9 +4,10 @@ Pollux's simulator places its Tiresias and Optimus jobs this way: as many of a j
 fit on the node with the most free GPUs (lowest index on ties), then the next such node, and so
 on. A job that fits on one node may still be spread when no node has room for it whole, and where
 throughput depends on the placement (`ModelProfile.placement_rates`) the spread job runs slower.
-Run with `workers_can_move=False` for Pollux's mechanics: a running job then keeps its workers
-where they are and only new or resumed jobs are placed; a job whose GPU count changes is placed
-anew, as Pollux's simulator does (it does not grow or shrink a job where it is).
+Where workers cannot move a running job keeps its workers where they are and only new or resumed
+jobs (or a growing job's new workers) are placed, as on a live cluster. `resized_anew` is Pollux's
+simulator's mechanics: a job whose GPU count changes is placed anew (it does not grow or shrink a
+job where it is; every allocation change restarts it there anyway).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from types import MappingProxyType
 from typing import ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from stretto.core.decisions import Placement, ShareRequest, Shares
 from stretto.core.packers.node_ledger import EPS, NodeLedger
@@ -30,6 +31,9 @@ NO_ROOM = "no nodes have room for its workers at the proportional share"
 
 class MostFreeArgs(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+    resized_anew: bool = Field(
+        False, description="a job whose GPU count changes is placed anew (Pollux's simulator), not resized in place"
+    )
 
 
 ARGS = MostFreeArgs
@@ -76,6 +80,8 @@ class MostFreePacker:
         self.args = args
 
     def pack(self, snapshot: ClusterSnapshot, shares: Shares) -> Placement:
+        if not self.args.resized_anew:
+            return place_in_order(snapshot, shares, place_most_free)[1]
         requested = {r.job_id: r.gpus for r in shares.requests}
         unchanged = {k: a for k, a in snapshot.previous.items() if requested.get(k) == a.gpus}
         if len(unchanged) != len(snapshot.previous):
