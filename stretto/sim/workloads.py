@@ -25,6 +25,7 @@ Blank lines and lines starting with `#` are skipped. Errors name the file, the l
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -129,6 +130,23 @@ def write_jsonl(jobs: list[WorkloadJob], path: Path) -> None:
     Path(path).write_text("".join(json.dumps(j.model_dump(mode="json", exclude_defaults=True)) + "\n" for j in jobs))
 
 
+def _refuse_unknown_header(path: Path, synergy_columns: list[str], pollux_header: str) -> None:
+    """A CSV whose first line is a header (its arrival field is not a number) must be one of the two we read:
+    a misspelt Pollux header would otherwise be read as Synergy rows, and its error would be about Synergy's."""
+    with path.open(newline="") as f:
+        first = next(csv.reader(f), [])
+    if len(first) < 3 or first == synergy_columns:
+        return
+    for arrival in (first[2], first[1]):  # Synergy's arrival_s is the third field, Pollux's time the second
+        try:
+            float(arrival)
+            return
+        except ValueError:
+            continue
+    raise WorkloadError(f"{path}:1: a header that is neither Synergy's ({','.join(synergy_columns)}) nor "
+                        f"Pollux's ({pollux_header}): {','.join(first)!r}")
+
+
 def read_workload(path: Path, profiles: ProfileBook, *, pollux_jobs: str = "tuned") -> list[WorkloadJob]:
     """By name: `.csv` Pollux (by its header; `pollux_jobs` says how its jobs run) or Synergy, `.trace`
     Shockwave/Gavel, `.jobs.jsonl` Shockwave, other `.jsonl` ours."""
@@ -141,6 +159,7 @@ def read_workload(path: Path, profiles: ProfileBook, *, pollux_jobs: str = "tune
     if pollux_traces.is_pollux_workload(path):
         jobs = pollux_traces.read_pollux_csv(path, profiles, jobs=pollux_traces.pollux_jobs(pollux_jobs))
     elif name.endswith(".csv"):
+        _refuse_unknown_header(path, peer_traces.SYNERGY_COLUMNS, pollux_traces.POLLUX_HEADER)
         jobs = peer_traces.read_synergy_csv(path, profiles)
     elif name.endswith(".trace"):
         jobs = peer_traces.read_shockwave_trace(path, profiles)

@@ -107,6 +107,17 @@ def test_toy_job_finishes_when_pollux_says(tmp_path) -> None:
 
 
 # -- the reader's errors -----------------------------------------------------------------------------
+def test_a_misspelt_header_is_refused_naming_both_csv_headers(tmp_path) -> None:
+    book = load_profile_book(write_toy(tmp_path))
+    wl = tmp_path / "w.csv"
+    wl.write_text("name,tiem,application,num_replicas,batch_size\na,0,toy,1,8\n")
+    with pytest.raises(WorkloadError) as error:
+        read_workload(wl, book)
+    assert str(error.value) == (f"{wl}:1: a header that is neither Synergy's (job_id,model,arrival_s,iterations,gpus) "
+                                "nor Pollux's (name,time,application,num_replicas,batch_size): "
+                                "'name,tiem,application,num_replicas,batch_size'")
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
