@@ -234,19 +234,25 @@ class PolluxApplication:
                         if times is not None:
                             step_s = times[0] + (times[0] - times[1]) * config.accum_steps
                             on_shape[(batch, nodes, gpus)] = config.batch_size / step_s
-            for placement_id, rows in self.placements.items():
-                placement = tuple(int(d) for d in placement_id)
-                config = self.rigid_config(batch, sum(placement))
-                times = None if config is None else rows.at(config.atomic_bsz)
-                if config is not None and times is not None:
-                    step_s = times[0] + (times[0] - times[1]) * config.accum_steps
-                    on_placement[(batch, canonical_placement(placement))] = config.batch_size / step_s
+            on_placement.update(self._placement_rates(batch))
         b0 = self.init_batch_size
         stats = {b: tuple((e.grad_sqr, e.grad_var) for e in epochs[:self.epochs])
                  for b, epochs in self.validation.items()}
         ends = tuple(self.progress_at(e + 1) * b0 for e in range(self.epochs))
         return GoodputModel(init_batch_size=b0, batch_sizes=batches, rates=rates, grad_stats=stats, epoch_ends=ends,
                             placement_rates=on_placement, shape_rates=on_shape)
+
+    def _placement_rates(self, batch: int) -> dict[tuple[int, tuple[int, ...]], float]:
+        """samples/s at `batch` on every measured placement the batch can run on."""
+        rates: dict[tuple[int, tuple[int, ...]], float] = {}
+        for placement_id, rows in self.placements.items():
+            placement = tuple(int(d) for d in placement_id)
+            config = self.rigid_config(batch, sum(placement))
+            times = None if config is None else rows.at(config.atomic_bsz)
+            if config is not None and times is not None:
+                step_s = times[0] + (times[0] - times[1]) * config.accum_steps
+                rates[(batch, canonical_placement(placement))] = config.batch_size / step_s
+        return rates
 
     def profile(self, source: str) -> ModelProfile:
         """samples/s for every validated batch × tabulated GPU count that Pollux's traces can run (consolidated),
@@ -258,13 +264,7 @@ class PolluxApplication:
                 config = self.rigid_config(batch, gpus)
                 if config is not None:
                     rates[(batch, gpus)] = config.batch_size / config.step_s
-            for placement_id, rows in self.placements.items():
-                placement = tuple(int(d) for d in placement_id)
-                config = self.rigid_config(batch, sum(placement))
-                times = None if config is None else rows.at(config.atomic_bsz)
-                if config is not None and times is not None:
-                    step_s = times[0] + (times[0] - times[1]) * config.accum_steps
-                    on_placement[(batch, canonical_placement(placement))] = config.batch_size / step_s
+            on_placement.update(self._placement_rates(batch))
         return ModelProfile(model=self.name, samples_per_second=rates, default_batch_size=self.init_batch_size,
                             source=source, placement_rates=on_placement, goodput=self.goodput_model())
 
