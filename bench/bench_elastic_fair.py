@@ -36,6 +36,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from machine_info import describe  # bench/machine_info.py
@@ -120,24 +121,43 @@ def compare(title: str, workload, book, nodes, config, policies=POLICIES, packer
     return {"ok": all(ok.values()), "ratio": ratio, "st": st}
 
 
-def elastic_section(seeds: list[int]) -> dict[str, dict]:
-    verdicts = {}
-    demo_book = load_profile_book(None)
-    demo = read_workload(DEMO, demo_book)
-    demo_nodes = parse_cluster_spec("4x8,cpus=96,memory=768Gi")
-    demo_config = SimulationConfig(round_seconds=90, finish_at_round_end=True, workers_can_move=False)
-    verdicts["demo"] = compare(f"1. demo workload ({len(demo)} jobs, {DEMO.relative_to(ROOT)}), 4 × 8 GPUs, 96 CPUs, "
-                               "768 GiB, 90 s rounds, workers never move", demo, demo_book, demo_nodes, demo_config)
+@dataclass(frozen=True)
+class HeldOut:
+    """One of section 1's held-out elastic workloads, with the cluster and mechanics it runs under."""
+
+    label: str
+    title: str
+    jobs: list[WorkloadJob]
+    book: ProfileBook
+    nodes: tuple[NodeState, ...]
+    config: SimulationConfig
+
+
+def held_out(seeds: list[int], *, demo: bool = True) -> list[HeldOut]:
+    """Section 1's workloads: the demo's (unless `demo` is false), then `elastic:jobs=40` at each seed."""
+    found = []
+    if demo:
+        demo_book = load_profile_book(None)
+        jobs = read_workload(DEMO, demo_book)
+        found.append(HeldOut("demo", f"1. demo workload ({len(jobs)} jobs, {DEMO.relative_to(ROOT)}), 4 × 8 GPUs, "
+                             "96 CPUs, 768 GiB, 90 s rounds, workers never move", jobs, demo_book,
+                             parse_cluster_spec("4x8,cpus=96,memory=768Gi"),
+                             SimulationConfig(round_seconds=90, finish_at_round_end=True, workers_can_move=False)))
     book = load_combined_book(PEERS)
     nodes = parse_cluster_spec("4x8,cpus=24,memory=500Gi")
     config = SimulationConfig(round_seconds=120, restore_overhead_s=20, resize_overhead_s=20, workers_can_move=False)
     for seed in seeds:
         if seed in TUNED_ON:
             raise SystemExit(f"seed {seed} was used to tune stretto; pick held-out seeds")
-        workload = generate_elastic(ElasticWorkloadArgs(jobs=40), profiles=book, seed=seed)
-        verdicts[f"elastic seed {seed}"] = compare(
-            f"1. elastic:jobs=40 --seed {seed} (held out), 4 × (8 GPUs, 24 CPUs, 500 GiB), 120 s rounds, 20 s restore, "
-            "20 s resize, workers never move", workload, book, nodes, config)
+        found.append(HeldOut(
+            f"elastic seed {seed}", f"1. elastic:jobs=40 --seed {seed} (held out), 4 × (8 GPUs, 24 CPUs, 500 GiB), "
+            "120 s rounds, 20 s restore, 20 s resize, workers never move",
+            generate_elastic(ElasticWorkloadArgs(jobs=40), profiles=book, seed=seed), book, nodes, config))
+    return found
+
+
+def elastic_section(seeds: list[int]) -> dict[str, dict]:
+    verdicts = {w.label: compare(w.title, w.jobs, w.book, w.nodes, w.config) for w in held_out(seeds)}
     print("\n1. target per workload: " + "; ".join(f"{k}: {'met' if v['ok'] else 'MISSED'}"
                                                 for k, v in verdicts.items()))
     return verdicts
@@ -209,18 +229,15 @@ def solver_section(rounds: int) -> None:
 
 
 def ablation_section(seeds: list[int]) -> None:
-    book = load_combined_book(PEERS)
-    nodes = parse_cluster_spec("4x8,cpus=24,memory=500Gi")
-    config = SimulationConfig(round_seconds=120, restore_overhead_s=20, resize_overhead_s=20, workers_can_move=False)
+    workloads = held_out(seeds, demo=False)
     print(f"\n4. stretto × synergy-tune ablation, elastic:jobs=40 held-out seeds {seeds}: ratio to the full policy "
           f"(mean over seeds; > 1 is worse) [{load()}]")
     print(f"{'':38} {'makespan':>8} {'avg JCT':>8} {'unfair (pts)':>12}")
     full: dict[int, Summary] = {}
     for label, (predictor, args) in ABLATION.items():
         mk, jct, unfair = [], [], []
-        for seed in seeds:
-            workload = generate_elastic(ElasticWorkloadArgs(jobs=40), profiles=book, seed=seed)
-            s, _ = simulate(workload, book, nodes, config, "stretto", "synergy-tune", predictor, args)
+        for seed, w in zip(seeds, workloads, strict=True):
+            s, _ = simulate(w.jobs, w.book, w.nodes, w.config, "stretto", "synergy-tune", predictor, args)
             full.setdefault(seed, s)
             mk.append(s.makespan_s / full[seed].makespan_s)
             jct.append(s.avg_jct_s / full[seed].avg_jct_s)

@@ -40,61 +40,26 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
 import time
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
+from bench_elastic_fair import HeldOut, held_out  # bench/bench_elastic_fair.py: its section 1's workloads
 from machine_info import describe  # bench/machine_info.py
 
-from stretto.core.profile_loading import load_profile_book
-from stretto.core.profiles import ModelProfile, ProfileBook
+from stretto.core.profiles import ModelProfile
 from stretto.core.registries import PluginSpec
 from stretto.core.rounds import RoundConfig, build_plugins
-from stretto.core.snapshots import NodeState
-from stretto.sim.clusters import parse_cluster_spec
-from stretto.sim.combined_workload import load_combined_book
-from stretto.sim.elastic_workload import ElasticWorkloadArgs, generate_elastic
 from stretto.sim.metrics import Summary, summarise
 from stretto.sim.simulator import JobProgress, SimulationConfig, Simulator
-from stretto.sim.workloads import WorkloadJob, read_workload
 
-ROOT = Path(__file__).resolve().parents[1]
-PEERS = ROOT / ".." / "shared" / "data" / "peers"
-DEMO = ROOT / "manifests" / "demo" / "workload.jsonl"
 POLICY, PACKER, PREDICTOR = "stretto", "synergy-tune", "bayesian-regime"
-TUNED_ON = (100, 101, 102)  # bench_elastic_fair: stretto's elastic defaults were chosen on these
 LEARNED = ("learned", "learned-unknown", "learned-unknown+profiling")
 MAX_RATIO = 1.05
 MAX_UNFAIR_POINTS = 5.0
 
 
-@dataclass(frozen=True)
-class Workload:
-    label: str
-    jobs: list[WorkloadJob]
-    book: ProfileBook
-    nodes: tuple[NodeState, ...]
-    config: SimulationConfig
-
-
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
-
-
-def workloads(seeds: list[int]) -> list[Workload]:
-    """bench_elastic_fair's section 1, setting for setting."""
-    demo_book = load_profile_book(None)
-    found = [Workload("demo", read_workload(DEMO, demo_book), demo_book, parse_cluster_spec("4x8,cpus=96,memory=768Gi"),
-                      SimulationConfig(round_seconds=90, finish_at_round_end=True, workers_can_move=False))]
-    book = load_combined_book(PEERS)
-    nodes = parse_cluster_spec("4x8,cpus=24,memory=500Gi")
-    config = SimulationConfig(round_seconds=120, restore_overhead_s=20, resize_overhead_s=20, workers_can_move=False)
-    for seed in seeds:
-        if seed in TUNED_ON:
-            raise SystemExit(f"seed {seed} was used to tune stretto; pick held-out seeds")
-        found.append(Workload(f"elastic seed {seed}", generate_elastic(ElasticWorkloadArgs(jobs=40), profiles=book,
-                                                                       seed=seed), book, nodes, config))
-    return found
 
 
 class SensitivityHidden(Simulator):
@@ -107,7 +72,7 @@ class SensitivityHidden(Simulator):
         return hidden[p.spec.model]
 
 
-def simulate(w: Workload, config: SimulationConfig, simulator: type[Simulator] = Simulator) -> tuple[Summary, float]:
+def simulate(w: HeldOut, config: SimulationConfig, simulator: type[Simulator] = Simulator) -> tuple[Summary, float]:
     plugins = build_plugins(RoundConfig(predictor=PluginSpec(name=PREDICTOR), policy=PluginSpec(name=POLICY),
                                         packer=PluginSpec(name=PACKER)))
     start = time.perf_counter()
@@ -151,7 +116,7 @@ def main() -> None:
           f"report seeds): makespan and avg JCT ratio ≤ {MAX_RATIO}, unfair ≤ +{MAX_UNFAIR_POINTS:g} points")
     verdicts: dict[str, dict[str, tuple[float, float, float]]] = {}
     diagnosis: dict[str, tuple[float, float, float]] = {}
-    for w in workloads(args.seeds):
+    for w in held_out(args.seeds):  # bench_elastic_fair's section 1, setting for setting
         print(f"\n{w.label} ({len(w.jobs)} jobs), {w.config.round_seconds:g} s rounds [{load()}]\n{HEAD}", flush=True)
         oracle, wall = simulate(w, w.config)
         print(row("oracle", oracle, oracle, wall), flush=True)
