@@ -30,12 +30,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import ipaddress
 import json
 import logging
 import math
-import random
 import signal
 import threading
 import time
@@ -55,6 +53,7 @@ from stretto.api.quantity import parse_bytes, parse_quantity
 from stretto.core.epoch_schedules import batch_size_at
 from stretto.core.profile_loading import load_profile_book
 from stretto.core.profiles import ModelProfile, ProfileBook
+from stretto.core.report_noise import ReportNoiseModel
 from stretto.core.snapshots import AdaptationMode
 from stretto.devcluster.cluster import DevCluster
 from stretto.devcluster.rest import ApiError, RestClient
@@ -292,28 +291,16 @@ class ReportFactor:
 
 
 class ReportNoise:
-    """The multiplicative noise on one job's reported samples/s; its stream depends only on the seed and the job.
-
-    A report is an outlier with probability `outlier_fraction`: the true rate times a factor log-uniform
-    in `outlier_factor`. Otherwise it is the true rate times a log-normal factor of mean 1 and sd
-    `noise` (so the reports average to the true rate, as a rate measured over an interval does).
-    """
+    """A hidden truth's noise on one job's reported samples/s (`stretto.core.report_noise`: the simulator's too)."""
 
     def __init__(self, truth: JobTruth, *, seed: int, job: str) -> None:
-        self.noise, self.outlier_fraction, self.outlier_factor = (truth.noise, truth.outlier_fraction,
-                                                                  truth.outlier_factor)
-        self._log_sd = math.sqrt(math.log1p(truth.noise**2))
-        digest = hashlib.sha256(f"{seed}/{job}".encode()).digest()
-        self._rng = random.Random(int.from_bytes(digest[:8], "big"))
+        self.model = ReportNoiseModel(noise=truth.noise, outlier_fraction=truth.outlier_fraction,
+                                      outlier_factor=truth.outlier_factor, seed=seed)
+        self._rng = self.model.stream(job)
 
     def draw(self) -> ReportFactor:
-        rng = self._rng
-        if rng.random() < self.outlier_fraction:
-            low, high = self.outlier_factor
-            return ReportFactor(math.exp(rng.uniform(math.log(low), math.log(high))), outlier=True)
-        if self._log_sd == 0:
-            return ReportFactor(1.0, outlier=False)
-        return ReportFactor(math.exp(rng.gauss(-self._log_sd**2 / 2, self._log_sd)), outlier=False)
+        factor, outlier = self.model.draw(self._rng)
+        return ReportFactor(factor, outlier=outlier)
 
 
 def is_loopback_url(url: str) -> bool:

@@ -25,8 +25,6 @@ costs nothing, one that ran costs one refit.
 
 from __future__ import annotations
 
-import hashlib
-import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,37 +33,10 @@ from typing import Literal
 from stretto.core.job_model import JobThroughputModel, job_prior, job_profile
 from stretto.core.profiles import ModelProfile, ProfileBook
 from stretto.core.profiling import advance_profiling
+from stretto.core.report_noise import ReportNoiseModel
 
 JobModelView = Literal["oracle", "learned", "learned-unknown"]
 JOB_MODEL_VIEWS: tuple[JobModelView, ...] = ("oracle", "learned", "learned-unknown")
-
-
-@dataclass(frozen=True, slots=True)
-class ReportNoiseModel:
-    """Telemetry noise on a simulated report, as the emulator's hidden truth plays it."""
-
-    noise: float = 0.1  # relative sd of the multiplicative log-normal factor (mean 1)
-    outlier_fraction: float = 0.05
-    outlier_factor: tuple[float, float] = (0.3, 3.0)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        low, high = self.outlier_factor
-        if not (0 <= self.noise <= 1 and 0 <= self.outlier_fraction <= 1 and 0 < low <= high):
-            raise ValueError(f"report noise needs 0 <= noise, outlier fraction <= 1 and 0 < low <= high, got {self}")
-
-    def stream(self, job_id: str) -> random.Random:
-        """A job's own generator: its draws depend on the seed and the job only, not on the other jobs."""
-        digest = hashlib.sha256(f"{self.seed}/{job_id}".encode()).digest()
-        return random.Random(int.from_bytes(digest[:8], "big"))
-
-    def factor(self, rng: random.Random) -> float:
-        """What one report's true samples/s is multiplied by."""
-        if rng.random() < self.outlier_fraction:
-            low, high = self.outlier_factor
-            return math.exp(rng.uniform(math.log(low), math.log(high)))
-        log_sd = math.sqrt(math.log1p(self.noise**2))
-        return 1.0 if log_sd == 0 else math.exp(rng.gauss(-log_sd**2 / 2, log_sd))
 
 
 @dataclass(slots=True)

@@ -43,6 +43,7 @@ from stretto.core.decisions import RoundDecision
 from stretto.core.epoch_schedules import Schedule, batch_size_at, samples_by_batch_size, seconds_for
 from stretto.core.fair_share import ScalingCurve, scaling_curve
 from stretto.core.profiles import ModelProfile, ProfileBook
+from stretto.core.report_noise import ReportNoiseModel
 from stretto.core.rounds import RoundPlugins, run_round
 from stretto.core.snapshots import (
     EMPTY_STATE,
@@ -54,7 +55,7 @@ from stretto.core.snapshots import (
     PolicyState,
 )
 from stretto.sim.batch_schedules import schedule_for
-from stretto.sim.learned_profiles import JobModelView, LearnedProfiles, ReportNoiseModel
+from stretto.sim.learned_profiles import JobModelView, LearnedProfiles
 from stretto.sim.workloads import WorkloadError, WorkloadJob
 
 ARRIVAL, ROUND = 0, 1

@@ -12,12 +12,13 @@ import pytest
 import stretto.sim.simulator as simulator_module
 from stretto.core.job_model import GENERIC_SAMPLES_PER_SECOND, JobThroughputModel, job_prior, job_profile
 from stretto.core.registries import PluginSpec
+from stretto.core.report_noise import ReportNoiseModel
 from stretto.core.rounds import RoundConfig, build_plugins
 from stretto.sim import command
 from stretto.sim.clusters import parse_cluster_spec
 from stretto.sim.combined_workload import load_combined_book
 from stretto.sim.elastic_workload import ElasticWorkloadArgs, generate_elastic
-from stretto.sim.learned_profiles import LearnedProfiles, ReportNoiseModel
+from stretto.sim.learned_profiles import LearnedProfiles
 from stretto.sim.metrics import summarise
 from stretto.sim.simulator import SimulationConfig, SimulationResult, Simulator, batch_size_options
 
